@@ -1,0 +1,79 @@
+//! Command execution: load an aggregate, let it decide, append its events; on a conflicting
+//! append (another command got there first), reload and decide again, a bounded number of times.
+
+use crate::{EventLog, EventMetadata, LogError, NewEvent, Position};
+use domain::Aggregate;
+use uuid::Uuid;
+
+/// How many times a command is decided again after losing a race with another command.
+pub const CONFLICT_RETRIES: usize = 5;
+
+/// What an accepted command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// The ids of the events appended, in order.
+    pub event_ids: Vec<Uuid>,
+    /// The position of the last event appended (the consistency token); `None` when the
+    /// command changed nothing.
+    pub position: Option<Position>,
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate refused the command: a business rule.
+    #[error(transparent)]
+    Rejected(E),
+    /// The log failed, or conflicts went on past the retries.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl EventLog {
+    /// Loads `A` with id `aggregate_id` and folds its events.
+    pub async fn load_aggregate<A: Aggregate>(&self, aggregate_id: &str) -> Result<(A, i64), LogError> {
+        let mut aggregate = A::default();
+        let mut sequence = 0;
+        for stored in self.load(A::TYPE, aggregate_id).await? {
+            aggregate.apply(stored.decode::<A::Event>()?);
+            sequence = stored.sequence;
+        }
+        Ok((aggregate, sequence))
+    }
+
+    /// Executes `command` against aggregate `A` with id `aggregate_id`.
+    pub async fn execute<A>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<CommandOutcome, CommandError<A::Error>>
+    where
+        A: Aggregate,
+        A::Command: Clone,
+    {
+        let mut attempt = 0;
+        loop {
+            let (aggregate, sequence) = self.load_aggregate::<A>(aggregate_id).await?;
+            let events = aggregate.handle(command.clone()).map_err(CommandError::Rejected)?;
+            let new_events = events
+                .iter()
+                .map(NewEvent::from_domain)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(LogError::from)?;
+            match self.append(A::TYPE, aggregate_id, sequence, new_events, metadata).await {
+                Ok(appended) => {
+                    return Ok(CommandOutcome {
+                        position: appended.last().map(|(_, p)| *p),
+                        event_ids: appended.into_iter().map(|(id, _)| id).collect(),
+                    })
+                }
+                Err(LogError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(aggregate_type = A::TYPE, attempt, "append conflict, deciding again");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! The event log: where every fact of dynamoi is appended, and the global feed that
+//! projections read.
+//!
+//! Two backends sit behind one type, [`EventLog`]:
+//! - **SQLite**, the embedded default: the sqlite-es `events` table plus a `global_position`
+//!   assigned inside the single writing statement (SQLite has one writer at a time, so the
+//!   position is gap-free and commit-ordered); WAL with `synchronous=FULL`.
+//! - **PostgreSQL**: the postgres-es `events` table plus `global_position` (identity),
+//!   `transaction_id xid8 DEFAULT pg_current_xact_id()` and `recorded_at`. The feed reads in
+//!   `(transaction_id, global_position)` order and never past `pg_snapshot_xmin`, so an event
+//!   whose transaction is still open can never be skipped by a reader.
+//!
+//! Invariants each backend keeps:
+//! - a command's events are written by one statement in one commit;
+//! - a concurrent append to the same aggregate is a typed [`LogError::Conflict`];
+//! - the feed yields every committed event exactly once, in commit order, from any cursor;
+//! - an append returns the feed [`Position`] of its last event: the consistency token.
+//!
+//! Layout: [`db`] (pools, migrations, dialect dispatch), [`event`] (event and metadata types),
+//! [`position`], `postgres`/`sqlite` (the SQL of each backend), [`log`] (the [`EventLog`]),
+//! [`command`] (load, decide, append with retry on conflict).
+
+pub mod command;
+pub mod db;
+pub mod error;
+pub mod event;
+pub mod log;
+pub mod position;
+mod postgres;
+mod sqlite;
+
+pub use command::{CommandError, CommandOutcome};
+pub use db::{Db, Dialect};
+pub use error::LogError;
+pub use event::{EventMetadata, NewEvent, StoredEvent, StreamAppend};
+pub use log::{EventLog, FeedHead};
+pub use position::Position;

@@ -1,0 +1,164 @@
+//! The PostgreSQL backend's SQL: one-statement appends with UNNEST, and the commit-ordered feed.
+
+use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+const COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
+     event_id, recorded_at, transaction_id::text::bigint AS commit_id, global_position";
+
+/// Events visible to the feed: those whose transaction ended before every still-open one began.
+const VISIBLE: &str = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
+
+pub(crate) async fn append(
+    pool: &PgPool,
+    streams: &[StreamAppend],
+    metadata: &EventMetadata,
+    recorded_at: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Position)>, LogError> {
+    let n: usize = streams.iter().map(|s| s.events.len()).sum();
+    let mut types = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    let mut sequences = Vec::with_capacity(n);
+    let mut event_types = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut event_ids = Vec::with_capacity(n);
+    for stream in streams {
+        for (i, event) in stream.events.iter().enumerate() {
+            types.push(stream.aggregate_type.as_str());
+            ids.push(stream.aggregate_id.as_str());
+            sequences.push(stream.expected_sequence + 1 + i as i64);
+            event_types.push(event.event_type.as_str());
+            versions.push(event.event_version.as_str());
+            payloads.push(serde_json::to_string(&event.payload)?);
+            event_ids.push(Uuid::now_v7());
+        }
+    }
+    let metadata = serde_json::to_string(metadata)?;
+    // One statement, one implicit transaction, one commit. WITH ORDINALITY keeps the input
+    // order so that positions follow the order of the events within the command.
+    let rows = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata, event_id, recorded_at) \
+         SELECT t, i, s, e, v, p::json, $7::json, id, $8 \
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $9::uuid[]) \
+              WITH ORDINALITY AS u(t, i, s, e, v, p, id, ord) \
+         ORDER BY ord \
+         RETURNING event_id, transaction_id::text::bigint, global_position",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
+    .bind(&event_types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .bind(recorded_at)
+    .bind(&event_ids)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| conflict_or(e, streams))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<Uuid, _>(0)?,
+                Position {
+                    commit: row.try_get(1)?,
+                    global: row.try_get(2)?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(LogError::from)
+}
+
+/// A primary-key violation means another writer took one of our sequences first.
+pub(crate) fn conflict_or(error: sqlx::Error, streams: &[StreamAppend]) -> LogError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() {
+            let (aggregate_type, aggregate_id) = streams
+                .iter()
+                .find(|s| db.message().contains(&s.aggregate_id) || streams.len() == 1)
+                .map(|s| (s.aggregate_type.clone(), s.aggregate_id.clone()))
+                .unwrap_or_default();
+            return LogError::Conflict {
+                aggregate_type,
+                aggregate_id,
+            };
+        }
+    }
+    LogError::Database(error)
+}
+
+pub(crate) async fn load(pool: &PgPool, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence");
+    let rows = sqlx::query(&sql).bind(aggregate_type).bind(aggregate_id).fetch_all(pool).await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn read_feed(pool: &PgPool, after: Position, limit: i64) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events \
+         WHERE (transaction_id, global_position) > ($1::text::xid8, $2) AND {VISIBLE} \
+         ORDER BY transaction_id, global_position LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after.commit.to_string())
+        .bind(after.global)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn head(pool: &PgPool) -> Result<Option<Position>, LogError> {
+    let sql = format!(
+        "SELECT transaction_id::text::bigint, global_position FROM events WHERE {VISIBLE} \
+         ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
+    );
+    let row = sqlx::query(&sql).fetch_optional(pool).await?;
+    Ok(match row {
+        Some(row) => Some(Position {
+            commit: row.try_get(0)?,
+            global: row.try_get(1)?,
+        }),
+        None => None,
+    })
+}
+
+pub(crate) async fn count_after(pool: &PgPool, after: Position) -> Result<(i64, Option<DateTime<Utc>>), LogError> {
+    let sql = format!(
+        "SELECT count(*), min(recorded_at) FROM events \
+         WHERE (transaction_id, global_position) > ($1::text::xid8, $2) AND {VISIBLE}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(after.commit.to_string())
+        .bind(after.global)
+        .fetch_one(pool)
+        .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+fn decode(row: &PgRow) -> Result<StoredEvent, LogError> {
+    let Json(payload): Json<serde_json::Value> = row.try_get("payload")?;
+    let Json(metadata): Json<EventMetadata> = row.try_get("metadata")?;
+    Ok(StoredEvent {
+        position: Position {
+            commit: row.try_get("commit_id")?,
+            global: row.try_get("global_position")?,
+        },
+        event_id: row.try_get("event_id")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload,
+        metadata,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}

@@ -1,0 +1,131 @@
+//! The SQLite backend's SQL: one-statement appends over `json_each`, and the feed by position.
+
+use crate::postgres::conflict_or;
+use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use uuid::Uuid;
+
+const COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
+     event_id, recorded_at, global_position";
+
+pub(crate) async fn append(
+    pool: &SqlitePool,
+    streams: &[StreamAppend],
+    metadata: &EventMetadata,
+    recorded_at: DateTime<Utc>,
+) -> Result<Vec<(Uuid, Position)>, LogError> {
+    let mut rows = Vec::new();
+    let mut event_ids = Vec::new();
+    for stream in streams {
+        for (i, event) in stream.events.iter().enumerate() {
+            let event_id = Uuid::now_v7();
+            event_ids.push(event_id);
+            rows.push(serde_json::json!({
+                "t": stream.aggregate_type,
+                "i": stream.aggregate_id,
+                "s": stream.expected_sequence + 1 + i as i64,
+                "e": event.event_type,
+                "v": event.event_version,
+                "p": serde_json::to_string(&event.payload)?,
+                "id": event_id.to_string(),
+            }));
+        }
+    }
+    let rows = serde_json::to_string(&rows)?;
+    let metadata = serde_json::to_string(metadata)?;
+    // One statement in autocommit: SQLite takes the write lock before the statement reads
+    // MAX(global_position), and the SELECT is materialised before the first row is written
+    // (it reads the table it inserts into), so positions are MAX+1, MAX+2, … without gaps.
+    let returned = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata, event_id, recorded_at, global_position) \
+         SELECT json_extract(value, '$.t'), json_extract(value, '$.i'), json_extract(value, '$.s'), \
+                json_extract(value, '$.e'), json_extract(value, '$.v'), json_extract(value, '$.p'), \
+                ?2, json_extract(value, '$.id'), ?3, \
+                (SELECT COALESCE(MAX(global_position), 0) FROM events) + key + 1 \
+         FROM json_each(?1) ORDER BY key \
+         RETURNING event_id, global_position",
+    )
+    .bind(&rows)
+    .bind(&metadata)
+    .bind(recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    .fetch_all(pool)
+    .await
+    .map_err(|e| conflict_or(e, streams))?;
+    let mut out = Vec::with_capacity(returned.len());
+    for row in &returned {
+        let id: String = row.try_get(0)?;
+        out.push((
+            Uuid::parse_str(&id).map_err(|e| LogError::Database(sqlx::Error::Decode(Box::new(e))))?,
+            Position {
+                commit: 0,
+                global: row.try_get(1)?,
+            },
+        ));
+    }
+    // RETURNING order is not promised by SQLite; the caller relies on input order.
+    out.sort_by_key(|(_, p)| *p);
+    debug_assert_eq!(out.iter().map(|(id, _)| *id).collect::<Vec<_>>(), event_ids);
+    Ok(out)
+}
+
+pub(crate) async fn load(pool: &SqlitePool, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2 ORDER BY sequence");
+    let rows = sqlx::query(&sql).bind(aggregate_type).bind(aggregate_id).fetch_all(pool).await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn read_feed(pool: &SqlitePool, after: Position, limit: i64) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE global_position > ?1 ORDER BY global_position LIMIT ?2");
+    let rows = sqlx::query(&sql).bind(after.global).bind(limit).fetch_all(pool).await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn head(pool: &SqlitePool) -> Result<Option<Position>, LogError> {
+    let global: Option<i64> = sqlx::query_scalar("SELECT MAX(global_position) FROM events")
+        .fetch_one(pool)
+        .await?;
+    Ok(global.map(|global| Position { commit: 0, global }))
+}
+
+pub(crate) async fn count_after(pool: &SqlitePool, after: Position) -> Result<(i64, Option<DateTime<Utc>>), LogError> {
+    let row = sqlx::query("SELECT count(*), min(recorded_at) FROM events WHERE global_position > ?1")
+        .bind(after.global)
+        .fetch_one(pool)
+        .await?;
+    let oldest: Option<String> = row.try_get(1)?;
+    let oldest = oldest.and_then(|s| parse_time(&s));
+    Ok((row.try_get(0)?, oldest))
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn decode(row: &SqliteRow) -> Result<StoredEvent, LogError> {
+    let payload: String = row.try_get("payload")?;
+    let metadata: String = row.try_get("metadata")?;
+    let event_id: String = row.try_get("event_id")?;
+    let recorded_at: String = row.try_get("recorded_at")?;
+    let bad = |what: &str| LogError::Database(sqlx::Error::Decode(format!("invalid {what} in the events table").into()));
+    Ok(StoredEvent {
+        position: Position {
+            commit: 0,
+            global: row.try_get("global_position")?,
+        },
+        event_id: Uuid::parse_str(&event_id).map_err(|_| bad("event_id"))?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: serde_json::from_str(&payload)?,
+        metadata: serde_json::from_str(&metadata)?,
+        recorded_at: parse_time(&recorded_at).ok_or_else(|| bad("recorded_at"))?,
+    })
+}

@@ -1,0 +1,320 @@
+//! The `projection_generations` table: each projection's generations, which one is active,
+//! their checkpoints, states and last errors; and the DDL that creates and swaps generations.
+
+use crate::projection::{Projection, ReadTx, Target};
+use chrono::{SecondsFormat, Utc};
+use eventlog::{dispatch, Db, Position};
+use sqlx::Row;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, `Send` future: sqlx's executor impls on `&mut Connection` otherwise trip the
+/// compiler's higher-ranked lifetime check when callers are spawned.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A generation is catching up from the start of the feed.
+pub const REBUILDING: &str = "rebuilding";
+/// A generation has caught up and follows the live feed.
+pub const RUNNING: &str = "running";
+/// A generation's worker cannot apply an event and is retrying with backoff.
+pub const STALLED: &str = "stalled";
+/// A generation that was replaced; its tables are dropped.
+pub const RETIRED: &str = "retired";
+
+/// One row of `projection_generations`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generation {
+    pub name: String,
+    pub generation: i64,
+    pub version: i32,
+    pub active: bool,
+    pub state: String,
+    pub checkpoint: Position,
+    pub events_applied: i64,
+    pub last_error: Option<String>,
+    pub error_position: Option<String>,
+    pub updated_at: String,
+}
+
+impl Generation {
+    /// Where this generation's tables are.
+    pub fn target(&self) -> Target {
+        Target {
+            generation: self.generation,
+        }
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+const COLUMNS: &str = "name, generation, version, active, state, checkpoint_commit, checkpoint_global, \
+                       events_applied, last_error, error_position, updated_at";
+
+fn decode<R: Row>(row: &R) -> Result<Generation, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Generation {
+        name: row.try_get("name")?,
+        generation: row.try_get("generation")?,
+        version: row.try_get("version")?,
+        active: row.try_get("active")?,
+        state: row.try_get("state")?,
+        checkpoint: Position {
+            commit: row.try_get("checkpoint_commit")?,
+            global: row.try_get("checkpoint_global")?,
+        },
+        events_applied: row.try_get("events_applied")?,
+        last_error: row.try_get("last_error")?,
+        error_position: row.try_get("error_position")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Every generation of a projection that is not retired, oldest first.
+pub fn live_generations<'a>(db: &'a Db, name: &'a str) -> BoxFuture<'a, Result<Vec<Generation>, sqlx::Error>> {
+    Box::pin(async move {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM projection_generations WHERE name = $1 AND state <> '{RETIRED}' ORDER BY generation"
+    );
+    dispatch!(db, Db, |pool| {
+        let rows = sqlx::query(&sql).bind(name).fetch_all(pool).await?;
+        rows.iter().map(decode).collect()
+    })
+    })
+}
+
+/// One generation, whatever its state.
+pub fn load<'a>(db: &'a Db, name: &'a str, generation: i64) -> BoxFuture<'a, Result<Option<Generation>, sqlx::Error>> {
+    Box::pin(async move {
+    let sql = format!("SELECT {COLUMNS} FROM projection_generations WHERE name = $1 AND generation = $2");
+    dispatch!(db, Db, |pool| {
+        let row = sqlx::query(&sql).bind(name).bind(generation).fetch_optional(pool).await?;
+        row.as_ref().map(decode).transpose()
+    })
+    })
+}
+
+/// The checkpoint of a projection's active generation (the start of the feed when none).
+pub fn active_checkpoint<'a>(db: &'a Db, name: &'a str) -> BoxFuture<'a, Result<Position, sqlx::Error>> {
+    Box::pin(async move {
+    let sql = "SELECT checkpoint_commit, checkpoint_global FROM projection_generations WHERE name = $1 AND active";
+    dispatch!(db, Db, |pool| {
+        let row = sqlx::query(sql).bind(name).fetch_optional(pool).await?;
+        match row {
+            Some(row) => Ok(Position {
+                commit: row.try_get(0)?,
+                global: row.try_get(1)?,
+            }),
+            None => Ok(Position::START),
+        }
+    })
+    })
+}
+
+/// Creates the next generation of `projection` with its tables, in one transaction. When
+/// `active`, it is served at once (its views are created): used when no generation serves yet.
+pub fn create<'a>(db: &'a Db, projection: &'a dyn Projection, active: bool) -> BoxFuture<'a, Result<Generation, sqlx::Error>> {
+    Box::pin(async move {
+    let name = projection.name();
+    let insert = "INSERT INTO projection_generations (name, generation, version, active, state, updated_at) \
+                  SELECT $1, COALESCE(MAX(generation), 0) + 1, $2, $3, $4, $5 FROM projection_generations WHERE name = $1 \
+                  RETURNING generation";
+    let schema = projection.schema(db.dialect());
+    let generation: i64 = dispatch!(db, Db, |pool| {
+        let mut tx = pool.begin().await?;
+        let generation: i64 = sqlx::query_scalar(insert)
+            .bind(name)
+            .bind(projection.version())
+            .bind(active)
+            .bind(REBUILDING)
+            .bind(now())
+            .fetch_one(&mut *tx)
+            .await?;
+        let target = Target { generation };
+        let ddl = schema.replace("{g}", &target.suffix());
+        for statement in statements(&ddl) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        if active {
+            let views = views_sql(projection, target, None);
+            for statement in statements(&views) {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(generation)
+    })?;
+    Ok(load(db, name, generation).await?.expect("the generation was just created"))
+    })
+}
+
+/// The statements of a DDL script (ours hold no `;` inside literals), without comments.
+fn statements(script: &str) -> Vec<&str> {
+    script
+        .split(';')
+        .map(|s| s.trim())
+        .filter(|s| s.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--")))
+        .collect()
+}
+
+/// Statements that point the views at `new` and drop the tables of `old`.
+fn views_sql(projection: &dyn Projection, new: Target, old: Option<Target>) -> String {
+    let mut sql = String::new();
+    for table in projection.tables() {
+        sql.push_str(&format!(
+            "DROP VIEW IF EXISTS {table}; CREATE VIEW {table} AS SELECT * FROM {};\n",
+            new.table(table)
+        ));
+        if let Some(old) = old {
+            sql.push_str(&format!("DROP TABLE IF EXISTS {};\n", old.table(table)));
+        }
+    }
+    sql
+}
+
+/// Makes generation `new` the active one in one transaction: the views switch to its tables,
+/// the previous active generation is retired and its tables dropped.
+pub fn take_over<'a>(db: &'a Db, projection: &'a dyn Projection, new: i64) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+    let name = projection.name();
+    dispatch!(db, Db, |pool| {
+        let mut tx = pool.begin().await?;
+        let old: Option<i64> =
+            sqlx::query_scalar("SELECT generation FROM projection_generations WHERE name = $1 AND active")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query("UPDATE projection_generations SET active = false, state = $3, updated_at = $4 WHERE name = $1 AND generation <> $2 AND active")
+            .bind(name)
+            .bind(new)
+            .bind(RETIRED)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE projection_generations SET active = true, state = $3, updated_at = $4 WHERE name = $1 AND generation = $2")
+            .bind(name)
+            .bind(new)
+            .bind(RUNNING)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        let old = old.filter(|g| *g != new).map(|generation| Target { generation });
+        let views = views_sql(projection, Target { generation: new }, old);
+        for statement in statements(&views) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    })
+    })
+}
+
+/// Retires a generation that is not active (an abandoned rebuild) and drops its tables.
+pub fn discard<'a>(db: &'a Db, projection: &'a dyn Projection, generation: i64) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+    let target = Target { generation };
+    let drops: String = projection
+        .tables()
+        .iter()
+        .map(|t| format!("DROP TABLE IF EXISTS {};\n", target.table(t)))
+        .collect();
+    dispatch!(db, Db, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE projection_generations SET state = $3, updated_at = $4 WHERE name = $1 AND generation = $2 AND NOT active")
+            .bind(projection.name())
+            .bind(generation)
+            .bind(RETIRED)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        for statement in statements(&drops) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    })
+    })
+}
+
+/// Moves a generation's checkpoint from `from` to `to` inside the batch's transaction. Returns
+/// false, changing nothing, when the checkpoint is no longer at `from` or the generation was
+/// retired: another runner got there first, and this batch must not be applied.
+pub fn advance<'a, 'b: 'a>(
+    tx: &'a mut ReadTx<'b>,
+    name: &'a str,
+    generation: i64,
+    from: Position,
+    to: Position,
+    events: i64,
+    state: &'a str,
+) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+    let sql = "UPDATE projection_generations \
+               SET checkpoint_commit = $4, checkpoint_global = $5, events_applied = events_applied + $6, \
+                   state = $7, last_error = NULL, error_position = NULL, updated_at = $8 \
+               WHERE name = $1 AND generation = $2 AND state <> 'retired' \
+                 AND checkpoint_commit = $3 AND checkpoint_global = $9";
+    let result = dispatch!(tx, ReadTx, |conn| {
+        sqlx::query(sql)
+            .bind(name)
+            .bind(generation)
+            .bind(from.commit)
+            .bind(to.commit)
+            .bind(to.global)
+            .bind(events)
+            .bind(state)
+            .bind(now())
+            .bind(from.global)
+            .execute(&mut **conn)
+            .await?
+            .rows_affected()
+    });
+    Ok(result == 1)
+    })
+}
+
+/// Sets a generation's state (e.g. `running` once caught up).
+pub fn set_state<'a>(db: &'a Db, name: &'a str, generation: i64, state: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+    dispatch!(db, Db, |pool| {
+        sqlx::query("UPDATE projection_generations SET state = $3, updated_at = $4 WHERE name = $1 AND generation = $2 AND state <> 'retired'")
+            .bind(name)
+            .bind(generation)
+            .bind(state)
+            .bind(now())
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+    })
+}
+
+/// Records why a generation is stalled, and where.
+pub fn record_error<'a>(
+    db: &'a Db,
+    name: &'a str,
+    generation: i64,
+    error: &'a str,
+    position: Option<Position>,
+) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+    dispatch!(db, Db, |pool| {
+        sqlx::query("UPDATE projection_generations SET state = $3, last_error = $4, error_position = $5, updated_at = $6 WHERE name = $1 AND generation = $2 AND state <> 'retired'")
+            .bind(name)
+            .bind(generation)
+            .bind(STALLED)
+            .bind(error)
+            .bind(position.map(|p| p.to_string()))
+            .bind(now())
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+    })
+}

@@ -1,0 +1,626 @@
+//! The engine: one catch-up worker per projection, their status, read-your-writes waiting,
+//! and blue/green rebuilds.
+
+use crate::checkpoint::{self, Generation, REBUILDING, RUNNING, STALLED};
+use crate::projection::{Projection, ProjectionError, ReadTx};
+use chrono::Utc;
+use eventlog::{Db, EventLog, Position, StoredEvent};
+use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How the workers batch, poll and back off.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Events read and applied per transaction.
+    pub batch_size: usize,
+    /// How often an idle worker looks for events committed by other processes.
+    pub poll_interval: Duration,
+    /// The first wait after a failed batch; it doubles up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// How often a worker waiting for another instance's lock (PostgreSQL) tries again.
+    pub standby_retry: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            batch_size: 1000,
+            poll_interval: Duration::from_millis(250),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            standby_retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What `dynamoi projections status`, `/readyz` and `/metrics` report per projection.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub version: i32,
+    pub generation: Option<i64>,
+    /// `rebuilding`, `running`, `stalled`, or `absent` before the first start.
+    pub state: String,
+    pub position: Position,
+    pub events_applied: i64,
+    pub lag_events: i64,
+    pub lag_seconds: f64,
+    pub last_error: Option<String>,
+    pub error_position: Option<String>,
+    /// A generation rebuilding beside the active one, if any.
+    pub rebuilding: Option<RebuildingStatus>,
+}
+
+/// A generation being rebuilt beside the active one.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RebuildingStatus {
+    pub generation: i64,
+    pub version: i32,
+    pub position: Position,
+    pub events_applied: i64,
+    pub lag_events: i64,
+}
+
+/// Progress of a rebuild, reported after each batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RebuildProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// What a rebuild did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RebuildReport {
+    pub generation: i64,
+    pub events: u64,
+    pub elapsed: Duration,
+}
+
+/// The projection engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: EventLog,
+    projections: Vec<Arc<dyn Projection>>,
+    config: EngineConfig,
+    /// Bumped after every batch any worker here commits; read-your-writes waiters watch it.
+    progress: watch::Sender<u64>,
+    shutdown: CancellationToken,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+enum Mode {
+    /// Follow the live feed until shut down or retired.
+    Tail,
+    /// Stop once the feed holds nothing more (a rebuild beside the active generation).
+    UntilCaughtUp,
+}
+
+enum Outcome {
+    Shutdown,
+    Retired,
+    CaughtUp,
+}
+
+enum BatchOutcome {
+    Applied,
+    /// The checkpoint moved under us (another runner) or the generation was retired.
+    Moved,
+}
+
+impl Engine {
+    /// An engine over `log` for these projections. Nothing runs until [`Engine::start`].
+    pub fn new(log: EventLog, projections: Vec<Arc<dyn Projection>>, config: EngineConfig) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                log,
+                projections,
+                config,
+                progress: watch::channel(0).0,
+                shutdown: CancellationToken::new(),
+                workers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The projection called `name`.
+    pub fn projection(&self, name: &str) -> Option<Arc<dyn Projection>> {
+        self.inner.projections.iter().find(|p| p.name() == name).cloned()
+    }
+
+    /// The names of every projection, in start order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.inner.projections.iter().map(|p| p.name()).collect()
+    }
+
+    /// Makes sure every projection has an active generation, so its views exist and queries
+    /// work before the workers have caught up.
+    pub async fn prepare(&self) -> Result<(), ProjectionError> {
+        for projection in &self.inner.projections {
+            let generations = checkpoint::live_generations(self.db(), projection.name()).await?;
+            if !generations.iter().any(|g| g.active) {
+                create_active_or_adopt(self.db(), projection.as_ref()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one worker per projection.
+    pub fn start(&self) {
+        let mut workers = self.inner.workers.lock().expect("the worker list lock is never poisoned");
+        for projection in &self.inner.projections {
+            let inner = self.inner.clone();
+            let projection = projection.clone();
+            workers.push(tokio::spawn(async move { run_worker(inner, projection).await }));
+        }
+    }
+
+    /// Stops the workers: each finishes the batch it is applying, then returns.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        let workers: Vec<_> = std::mem::take(&mut *self.inner.workers.lock().expect("never poisoned"));
+        for worker in workers {
+            if let Err(error) = worker.await {
+                tracing::error!(%error, "a projection worker ended abnormally");
+            }
+        }
+    }
+
+    fn db(&self) -> &Db {
+        self.inner.log.db()
+    }
+
+    /// Waits, at most `timeout`, until projection `name` has applied the event at `position`.
+    /// Returns whether it has.
+    pub async fn wait_for(&self, name: &str, position: Position, timeout: Duration) -> Result<bool, ProjectionError> {
+        let deadline = Instant::now() + timeout;
+        let mut progress = self.inner.progress.subscribe();
+        loop {
+            if checkpoint::active_checkpoint(self.db(), name).await? >= position {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            // The in-process signal usually wakes us; the short sleep covers other processes.
+            let nap = (deadline - now).min(Duration::from_millis(50));
+            let _ = tokio::time::timeout(nap, progress.changed()).await;
+        }
+    }
+
+    /// The status of every projection, from the database (so it is true across processes).
+    pub async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+        let mut out = Vec::new();
+        for projection in &self.inner.projections {
+            let generations = checkpoint::live_generations(self.db(), projection.name()).await?;
+            let active = generations.iter().find(|g| g.active);
+            let rebuilding = generations.iter().find(|g| !g.active);
+            let checkpoint = active.map(|g| g.checkpoint).unwrap_or(Position::START);
+            let head = self.inner.log.head(checkpoint).await?;
+            let lag_seconds = head
+                .oldest_after
+                .map(|t| (Utc::now() - t).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6)
+                .unwrap_or(0.0)
+                .max(0.0);
+            let rebuilding = match rebuilding {
+                Some(g) => Some(RebuildingStatus {
+                    generation: g.generation,
+                    version: g.version,
+                    position: g.checkpoint,
+                    events_applied: g.events_applied,
+                    lag_events: self.inner.log.head(g.checkpoint).await?.events_after,
+                }),
+                None => None,
+            };
+            out.push(ProjectionStatus {
+                name: projection.name().to_string(),
+                version: projection.version(),
+                generation: active.map(|g| g.generation),
+                state: active.map(|g| g.state.clone()).unwrap_or_else(|| "absent".into()),
+                position: checkpoint,
+                events_applied: active.map(|g| g.events_applied).unwrap_or(0),
+                lag_events: head.events_after,
+                lag_seconds,
+                last_error: active.and_then(|g| g.last_error.clone()),
+                error_position: active.and_then(|g| g.error_position.clone()),
+                rebuilding,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds projection `name` into a new generation beside the active one, batch by batch
+    /// (never one long transaction), then makes it the active one. `on_progress` is called
+    /// after every batch. A running service keeps serving the old generation meanwhile, and
+    /// its worker follows the new one after the take-over.
+    pub async fn rebuild(
+        &self,
+        name: &str,
+        mut on_progress: impl FnMut(RebuildProgress) + Send,
+    ) -> Result<RebuildReport, ProjectionError> {
+        let started = Instant::now();
+        let projection = self.projection(name).ok_or_else(|| ProjectionError::Event {
+            position: Position::START,
+            event_type: String::new(),
+            reason: format!("there is no projection called `{name}`"),
+        })?;
+        let db = self.db().clone();
+        let _lock = AdvisoryLock::try_acquire(&db, &format!("dynamoi.rebuild:{name}")).await?;
+        if let Some(lock) = &_lock {
+            if !lock.held {
+                return Err(ProjectionError::Event {
+                    position: Position::START,
+                    event_type: String::new(),
+                    reason: format!("another rebuild of `{name}` is running"),
+                });
+            }
+        }
+        for abandoned in checkpoint::live_generations(&db, name).await?.iter().filter(|g| !g.active) {
+            checkpoint::discard(&db, projection.as_ref(), abandoned.generation).await?;
+        }
+        let has_active = checkpoint::live_generations(&db, name).await?.iter().any(|g| g.active);
+        let mut generation = checkpoint::create(&db, projection.as_ref(), !has_active).await?;
+        let total = self.inner.log.head(Position::START).await?.events_after.max(0) as u64;
+        let mut done = 0u64;
+        on_progress(RebuildProgress { done, total });
+        loop {
+            let events = self
+                .inner
+                .log
+                .read_feed(generation.checkpoint, self.inner.config.batch_size)
+                .await?;
+            if events.is_empty() {
+                break;
+            }
+            match apply_batch(&self.inner, projection.as_ref(), &generation, &events, REBUILDING).await? {
+                BatchOutcome::Applied => {
+                    done += events.len() as u64;
+                    generation.checkpoint = events.last().expect("non-empty").position;
+                    on_progress(RebuildProgress {
+                        done,
+                        total: total.max(done),
+                    });
+                }
+                BatchOutcome::Moved => {
+                    generation = checkpoint::load(&db, name, generation.generation)
+                        .await?
+                        .expect("a generation row is never deleted");
+                }
+            }
+        }
+        checkpoint::take_over(&db, projection.as_ref(), generation.generation).await?;
+        self.inner.progress.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(RebuildReport {
+            generation: generation.generation,
+            events: done,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Applies every event currently in the feed to every projection, then returns. For tools
+    /// and tests that need read models up to date without running workers.
+    pub async fn catch_up(&self) -> Result<(), ProjectionError> {
+        self.prepare().await?;
+        for projection in &self.inner.projections {
+            let active = checkpoint::live_generations(self.db(), projection.name())
+                .await?
+                .into_iter()
+                .find(|g| g.active)
+                .expect("prepare made one active");
+            let mut generation = active;
+            loop {
+                let events = self
+                    .inner
+                    .log
+                    .read_feed(generation.checkpoint, self.inner.config.batch_size)
+                    .await?;
+                let Some(last) = events.last() else { break };
+                let last = last.position;
+                match apply_batch(&self.inner, projection.as_ref(), &generation, &events, RUNNING).await? {
+                    BatchOutcome::Applied => generation.checkpoint = last,
+                    BatchOutcome::Moved => {
+                        generation = checkpoint::load(self.db(), projection.name(), generation.generation)
+                            .await?
+                            .expect("never deleted")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates the first generation of a projection, active at once.
+async fn create_active_or_adopt(db: &Db, projection: &dyn Projection) -> Result<Generation, ProjectionError> {
+    match checkpoint::create(db, projection, true).await {
+        Ok(generation) => Ok(generation),
+        // Another process created it at the same moment (the one-active index refused ours).
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            let generations = checkpoint::live_generations(db, projection.name()).await?;
+            Ok(generations
+                .into_iter()
+                .find(|g| g.active)
+                .expect("the unique violation means an active generation exists"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Picks the generation the worker should run, creating one when the code's version has none.
+async fn resolve(db: &Db, projection: &dyn Projection) -> Result<(Generation, Mode), ProjectionError> {
+    let generations = checkpoint::live_generations(db, projection.name()).await?;
+    let active = generations.iter().find(|g| g.active);
+    match active {
+        Some(active) if active.version == projection.version() => Ok((active.clone(), Mode::Tail)),
+        None => Ok((create_active_or_adopt(db, projection).await?, Mode::Tail)),
+        Some(_) => {
+            // The code has a new version: rebuild it beside the one being served.
+            let pending = generations
+                .iter()
+                .find(|g| !g.active && g.version == projection.version());
+            let pending = match pending {
+                Some(pending) => pending.clone(),
+                None => checkpoint::create(db, projection, false).await?,
+            };
+            Ok((pending, Mode::UntilCaughtUp))
+        }
+    }
+}
+
+/// One projection's worker: take the lock (PostgreSQL), then run generations until shut down.
+async fn run_worker(inner: Arc<Inner>, projection: Arc<dyn Projection>) {
+    let name = projection.name();
+    let db = inner.log.db().clone();
+    let lock_name = format!("dynamoi.projection:{name}");
+    let mut lock = None;
+    loop {
+        match AdvisoryLock::try_acquire(&db, &lock_name).await {
+            Ok(None) => break,
+            Ok(Some(l)) if l.held => {
+                lock = Some(l);
+                break;
+            }
+            Ok(Some(_)) => tracing::debug!(projection = name, "another instance runs this projection; standing by"),
+            Err(error) => tracing::warn!(projection = name, %error, "could not take the projection lock"),
+        }
+        if sleep_or_shutdown(&inner, inner.config.standby_retry).await {
+            return;
+        }
+    }
+    let mut backoff = inner.config.backoff_initial;
+    loop {
+        if inner.shutdown.is_cancelled() {
+            break;
+        }
+        let (generation, mode) = match resolve(&db, projection.as_ref()).await {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                tracing::warn!(projection = name, %error, "could not resolve the projection's generation");
+                if sleep_or_shutdown(&inner, backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(inner.config.backoff_max);
+                continue;
+            }
+        };
+        backoff = inner.config.backoff_initial;
+        match run_generation(&inner, projection.as_ref(), generation.clone(), &mode).await {
+            Outcome::Shutdown => break,
+            Outcome::Retired => continue,
+            Outcome::CaughtUp => {
+                if let Err(error) = checkpoint::take_over(&db, projection.as_ref(), generation.generation).await {
+                    tracing::warn!(projection = name, %error, "could not switch to the rebuilt generation");
+                } else {
+                    tracing::info!(projection = name, generation = generation.generation, "rebuilt generation took over");
+                    inner.progress.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+        }
+    }
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+}
+
+/// Sleeps, unless shutdown comes first; returns true on shutdown.
+async fn sleep_or_shutdown(inner: &Inner, duration: Duration) -> bool {
+    tokio::select! {
+        _ = inner.shutdown.cancelled() => true,
+        _ = tokio::time::sleep(duration) => false,
+    }
+}
+
+/// Runs one generation: apply batches until shut down, retired, or (rebuilds) caught up.
+async fn run_generation(inner: &Inner, projection: &dyn Projection, mut generation: Generation, mode: &Mode) -> Outcome {
+    let name = projection.name();
+    let db = inner.log.db();
+    let mut appended = inner.log.subscribe();
+    let mut limit = inner.config.batch_size;
+    let mut backoff = inner.config.backoff_initial;
+    // The state a healthy batch leaves: a fresh generation is rebuilding until first caught up.
+    let mut healthy = if generation.state == RUNNING || (generation.state == STALLED && generation.active) {
+        RUNNING
+    } else {
+        REBUILDING
+    };
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return Outcome::Shutdown;
+        }
+        let events = match inner.log.read_feed(generation.checkpoint, limit).await {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::warn!(projection = name, %error, "reading the feed failed");
+                if sleep_or_shutdown(inner, backoff).await {
+                    return Outcome::Shutdown;
+                }
+                backoff = (backoff * 2).min(inner.config.backoff_max);
+                continue;
+            }
+        };
+        if events.is_empty() {
+            if let Mode::UntilCaughtUp = mode {
+                return Outcome::CaughtUp;
+            }
+            if healthy == REBUILDING {
+                healthy = RUNNING;
+                if let Err(error) = checkpoint::set_state(db, name, generation.generation, RUNNING).await {
+                    tracing::warn!(projection = name, %error, "could not record the running state");
+                }
+            }
+            // Idle: wake on an in-process commit, a poll tick, or shutdown; then make sure this
+            // generation was not replaced by a rebuild from another process.
+            tokio::select! {
+                _ = inner.shutdown.cancelled() => return Outcome::Shutdown,
+                _ = appended.changed() => {}
+                _ = tokio::time::sleep(inner.config.poll_interval) => {
+                    match checkpoint::load(db, name, generation.generation).await {
+                        Ok(Some(row)) if row.state == checkpoint::RETIRED => return Outcome::Retired,
+                        Ok(Some(row)) => generation.checkpoint = generation.checkpoint.max(row.checkpoint),
+                        Ok(None) => return Outcome::Retired,
+                        Err(error) => tracing::warn!(projection = name, %error, "could not read the checkpoint"),
+                    }
+                }
+            }
+            continue;
+        }
+        match apply_batch(inner, projection, &generation, &events, healthy).await {
+            Ok(BatchOutcome::Applied) => {
+                generation.checkpoint = events.last().expect("non-empty").position;
+                limit = inner.config.batch_size;
+                backoff = inner.config.backoff_initial;
+                metrics::counter!("dynamoi_projection_events_applied_total", "projection" => name)
+                    .increment(events.len() as u64);
+                inner.progress.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Ok(BatchOutcome::Moved) => match checkpoint::load(db, name, generation.generation).await {
+                Ok(Some(row)) if row.state != checkpoint::RETIRED => generation = row,
+                Ok(_) => return Outcome::Retired,
+                Err(error) => tracing::warn!(projection = name, %error, "could not reload the checkpoint"),
+            },
+            Err(error) => {
+                let position = match &error {
+                    ProjectionError::Event { position, .. } => Some(*position),
+                    _ if events.len() == 1 => Some(events[0].position),
+                    _ => None,
+                };
+                tracing::error!(projection = name, %error, "projection stalled; retrying with backoff");
+                if let Err(e) = checkpoint::record_error(db, name, generation.generation, &error.to_string(), position).await {
+                    tracing::warn!(projection = name, error = %e, "could not record the projection error");
+                }
+                metrics::counter!("dynamoi_projection_errors_total", "projection" => name).increment(1);
+                // Apply one event at a time until past the failure, so every good event before
+                // the poison one takes effect and the error names the exact event.
+                limit = 1;
+                if sleep_or_shutdown(inner, backoff).await {
+                    return Outcome::Shutdown;
+                }
+                backoff = (backoff * 2).min(inner.config.backoff_max);
+            }
+        }
+    }
+}
+
+/// Applies one batch and moves the checkpoint, in one transaction.
+///
+/// Boxed so that callers' futures stay `Send` for every lifetime: sqlx's executor impls on
+/// `&mut Connection` otherwise trip the compiler's higher-ranked lifetime check in `spawn`.
+fn apply_batch<'a>(
+    inner: &'a Inner,
+    projection: &'a dyn Projection,
+    generation: &'a Generation,
+    events: &'a [StoredEvent],
+    state: &'a str,
+) -> Pin<Box<dyn Future<Output = Result<BatchOutcome, ProjectionError>> + Send + 'a>> {
+    Box::pin(async move {
+    let last = events.last().expect("batches are never empty").position;
+    let count = events.len() as i64;
+    let target = generation.target();
+    macro_rules! in_transaction {
+        ($tx:expr, $variant:ident) => {{
+            let mut tx = $tx;
+            let mut read_tx = ReadTx::$variant(&mut *tx);
+            let moved = !checkpoint::advance(
+                &mut read_tx,
+                projection.name(),
+                generation.generation,
+                generation.checkpoint,
+                last,
+                count,
+                state,
+            )
+            .await?;
+            if moved {
+                tx.rollback().await?;
+                return Ok(BatchOutcome::Moved);
+            }
+            projection.apply(&mut read_tx, &target, events).await?;
+            tx.commit().await?;
+        }};
+    }
+    match inner.log.db() {
+        Db::Postgres(pool) => in_transaction!(pool.begin().await?, Postgres),
+        // IMMEDIATE: take the write lock up front, so the transaction never fails half-way on
+        // a lock upgrade.
+        Db::Sqlite(pool) => in_transaction!(pool.begin_with("BEGIN IMMEDIATE").await?, Sqlite),
+    }
+    Ok(BatchOutcome::Applied)
+    })
+}
+
+/// A PostgreSQL session-level advisory lock, held on a connection taken out of the pool (so
+/// that if we die, closing the connection releases it). SQLite has one process and no lock.
+struct AdvisoryLock {
+    connection: Option<sqlx::PgConnection>,
+    key: i64,
+    held: bool,
+}
+
+impl AdvisoryLock {
+    /// `Ok(None)` on SQLite; otherwise whether the lock was free and is now ours.
+    async fn try_acquire(db: &Db, name: &str) -> Result<Option<AdvisoryLock>, ProjectionError> {
+        let Db::Postgres(pool) = db else { return Ok(None) };
+        let key = lock_key(name);
+        let mut connection = pool.acquire().await?.detach();
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut connection)
+            .await?;
+        Ok(Some(AdvisoryLock {
+            connection: held.then_some(connection),
+            key,
+            held,
+        }))
+    }
+
+    async fn release(mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(self.key)
+                .execute(&mut connection)
+                .await;
+            let _ = sqlx::Connection::close(connection).await;
+        }
+    }
+}
+
+/// A stable 64-bit key for a lock name (FNV-1a), the same in every process and version.
+fn lock_key(name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}

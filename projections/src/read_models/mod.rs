@@ -1,0 +1,4 @@
+//! The read models: each a [`crate::Projection`] with its tables under `migrations/read_models`.
+
+pub mod policy_versions;
+pub mod stream_index;

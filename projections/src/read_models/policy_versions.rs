@@ -1,0 +1,64 @@
+//! `policy_versions`: every published version of every policy document (P28), for
+//! `GET /v1/policies` and `GET /v1/policies/current`.
+
+use crate::projection::{Projection, ProjectionError, ReadTx, Target};
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use domain::policy::PolicyEvent;
+use domain::Aggregate;
+use eventlog::{dispatch, Dialect, StoredEvent};
+
+/// The projection that fills `policy_versions`.
+pub struct PolicyVersions;
+
+#[async_trait]
+impl Projection for PolicyVersions {
+    fn name(&self) -> &'static str {
+        "policy_versions"
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["policy_versions"]
+    }
+
+    fn schema(&self, dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/policy_versions.sql"),
+            Dialect::Sqlite => include_str!("../../../migrations/read_models/sqlite/policy_versions.sql"),
+        }
+    }
+
+    async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
+        let sql = format!(
+            "INSERT INTO {} (document_id, version_number, label, effective_date, locale, text_sha256, \
+                             summary_of_changes, published_at, published_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (document_id, version_number) DO NOTHING",
+            target.table("policy_versions")
+        );
+        for event in events.iter().filter(|e| e.aggregate_type == domain::policy::PolicyDocument::TYPE) {
+            let PolicyEvent::PolicyVersionPublished(version) =
+                event.decode::<PolicyEvent>().map_err(|e| ProjectionError::undecodable(event, e))?;
+            let published_at = event.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+            dispatch!(tx, ReadTx, |conn| {
+                sqlx::query(&sql)
+                    .bind(&event.aggregate_id)
+                    .bind(i64::from(version.version_number))
+                    .bind(&version.label)
+                    .bind(version.effective_date.to_string())
+                    .bind(&version.locale)
+                    .bind(&version.text_sha256)
+                    .bind(&version.summary_of_changes)
+                    .bind(&published_at)
+                    .bind(&event.metadata.actor)
+                    .execute(&mut **conn)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+}

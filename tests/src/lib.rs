@@ -1,0 +1,190 @@
+//! Helpers for dynamoi's black-box tests: a fresh database per test on either backend, and
+//! bounded waiting on conditions (never bare sleeps).
+//!
+//! PostgreSQL tests need the server of `DYNAMOI_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). When it is unreachable they fail, unless
+//! `DYNAMOI_TEST_SKIP_POSTGRES=1` is set outside CI; under `CI=true` they always fail.
+
+use eventlog::{Db, EventLog};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Which backend a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A database made for one test and dropped after it.
+pub struct TestDb {
+    pub url: String,
+    pub db: Db,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<TempDir>,
+}
+
+/// A temporary folder removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!("dynamoi-test-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&path).expect("create a temporary folder");
+        TempDir(path)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        TempDir::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("DYNAMOI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a PostgreSQL URL has a path");
+    format!("{base}/{database}")
+}
+
+impl TestDb {
+    /// A fresh, migrated database of the given backend. `None` only when PostgreSQL is
+    /// unreachable and skipping was asked for outside CI (see the crate docs).
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb::sqlite().await),
+            Backend::Postgres => TestDb::postgres().await,
+        }
+    }
+
+    /// A fresh SQLite file in a temporary folder, migrated.
+    pub async fn sqlite() -> TestDb {
+        let dir = TempDir::new();
+        let url = format!("sqlite:{}", dir.0.join("dynamoi.db").display());
+        let db = Db::connect(&url, 8).await.expect("open SQLite");
+        db.migrate().await.expect("migrate SQLite");
+        TestDb {
+            url,
+            db,
+            admin_url: None,
+            name: String::new(),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database, migrated; see the crate docs for when it may be `None`.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin_url = postgres_admin_url();
+        let admin = match Db::connect(&admin_url, 1).await {
+            Ok(Db::Postgres(pool)) => pool,
+            Ok(_) => panic!("DYNAMOI_TEST_POSTGRES_URL must be a postgres:// URL"),
+            Err(error) => {
+                let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
+                let skip = std::env::var("DYNAMOI_TEST_SKIP_POSTGRES").map(|v| v == "1").unwrap_or(false);
+                if skip && !ci {
+                    eprintln!("PostgreSQL at {admin_url} is unreachable ({error}); skipped as DYNAMOI_TEST_SKIP_POSTGRES=1 asks");
+                    return None;
+                }
+                panic!("PostgreSQL at {admin_url} is unreachable: {error}. Start it (see README.md); set DYNAMOI_TEST_SKIP_POSTGRES=1 to skip outside CI");
+            }
+        };
+        let name = format!("dynamoi_test_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create the test database");
+        admin.close().await;
+        let url = replace_database(&admin_url, &name);
+        let db = Db::connect(&url, 16).await.expect("connect to the test database");
+        db.migrate().await.expect("migrate PostgreSQL");
+        Some(TestDb {
+            url,
+            db,
+            admin_url: Some(admin_url),
+            name,
+            _dir: None,
+        })
+    }
+
+    /// An event log over this database.
+    pub fn log(&self) -> EventLog {
+        EventLog::new(self.db.clone())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(admin_url) = self.admin_url.take() else { return };
+        let name = std::mem::take(&mut self.name);
+        let db = self.db.clone();
+        // Drop runs inside the test's runtime; a fresh thread with its own runtime may block.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async move {
+                    db.close().await;
+                    if let Ok(Db::Postgres(admin)) = Db::connect(&admin_url, 1).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&admin)
+                            .await;
+                        admin.close().await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Waits until `condition` holds, checking every 10 ms, for at most `timeout`. Returns
+/// whether it held; tests assert on that, so a timeout is a failure with a message.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs a test body against both backends, SQLite then PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident: TestDb) $body:block) => {
+        mod $name {
+            use super::*;
+            async fn run($db: $crate::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_sqlite() {
+                run($crate::TestDb::sqlite().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_postgres() {
+                if let Some(db) = $crate::TestDb::postgres().await {
+                    run(db).await
+                }
+            }
+        }
+    };
+}
