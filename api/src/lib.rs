@@ -1,1 +1,27 @@
-//! placeholder
+//! dynamoi's service: HTTP API (warp), configuration, authentication, the projection workers,
+//! and the `dynamoi` command line.
+//!
+//! Layout:
+//! - [`settings`]: one typed [`Settings`] from environment variables and an optional TOML file;
+//! - [`startup`]: [`Application::build`] binds a listener (port 0 in tests), runs migrations and
+//!   the projection engine, serves until told to stop, then shuts down gracefully;
+//! - [`auth`]: bearer JWTs as Supabase issues them (HS256), roles, development tokens;
+//! - [`problem`]: [`ApiError`], the one mapping of errors to RFC 9457 problem+json;
+//! - [`routes`]: the HTTP routes; [`telemetry`]: tracing, request ids and Prometheus metrics;
+//! - [`cli`]: `dynamoi serve | migrate | projections status|rebuild | token`.
+//!
+//! Invariant: handlers return responses; warp's `recover` only maps framework rejections
+//! (unknown route, wrong method, body too large). Invariant: no token, key or secret is ever
+//! logged or returned in an error.
+
+pub mod auth;
+pub mod cli;
+pub mod problem;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use problem::ApiError;
+pub use settings::Settings;
+pub use startup::Application;

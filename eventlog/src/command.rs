@@ -10,7 +10,9 @@ pub const CONFLICT_RETRIES: usize = 5;
 
 /// What an accepted command did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandOutcome {
+pub struct CommandOutcome<E> {
+    /// The events appended, in order.
+    pub events: Vec<E>,
     /// The ids of the events appended, in order.
     pub event_ids: Vec<Uuid>,
     /// The position of the last event appended (the consistency token); `None` when the
@@ -47,7 +49,7 @@ impl EventLog {
         aggregate_id: &str,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<CommandOutcome, CommandError<A::Error>>
+    ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>>
     where
         A: Aggregate,
         A::Command: Clone,
@@ -64,6 +66,7 @@ impl EventLog {
             match self.append(A::TYPE, aggregate_id, sequence, new_events, metadata).await {
                 Ok(appended) => {
                     return Ok(CommandOutcome {
+                        events,
                         position: appended.last().map(|(_, p)| *p),
                         event_ids: appended.into_iter().map(|(id, _)| id).collect(),
                     })

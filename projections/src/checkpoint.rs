@@ -141,12 +141,12 @@ pub fn create<'a>(db: &'a Db, projection: &'a dyn Projection, active: bool) -> B
         let target = Target { generation };
         let ddl = schema.replace("{g}", &target.suffix());
         for statement in statements(&ddl) {
-            sqlx::query(statement).execute(&mut *tx).await?;
+            sqlx::query(&statement).execute(&mut *tx).await?;
         }
         if active {
             let views = views_sql(projection, target, None);
             for statement in statements(&views) {
-                sqlx::query(statement).execute(&mut *tx).await?;
+                sqlx::query(&statement).execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
@@ -156,12 +156,17 @@ pub fn create<'a>(db: &'a Db, projection: &'a dyn Projection, active: bool) -> B
     })
 }
 
-/// The statements of a DDL script (ours hold no `;` inside literals), without comments.
-fn statements(script: &str) -> Vec<&str> {
-    script
+/// The statements of a DDL script, comment lines removed (ours hold no `;` inside literals).
+fn statements(script: &str) -> Vec<String> {
+    let without_comments: String = script
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments
         .split(';')
-        .map(|s| s.trim())
-        .filter(|s| s.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--")))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
         .collect()
 }
 
@@ -209,7 +214,7 @@ pub fn take_over<'a>(db: &'a Db, projection: &'a dyn Projection, new: i64) -> Bo
         let old = old.filter(|g| *g != new).map(|generation| Target { generation });
         let views = views_sql(projection, Target { generation: new }, old);
         for statement in statements(&views) {
-            sqlx::query(statement).execute(&mut *tx).await?;
+            sqlx::query(&statement).execute(&mut *tx).await?;
         }
         tx.commit().await
     })
@@ -235,7 +240,7 @@ pub fn discard<'a>(db: &'a Db, projection: &'a dyn Projection, generation: i64) 
             .execute(&mut *tx)
             .await?;
         for statement in statements(&drops) {
-            sqlx::query(statement).execute(&mut *tx).await?;
+            sqlx::query(&statement).execute(&mut *tx).await?;
         }
         tx.commit().await
     })

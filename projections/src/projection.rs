@@ -67,7 +67,7 @@ pub enum ProjectionError {
         reason: String,
     },
     /// The database failed.
-    #[error("the read-model database failed: {0}")]
+    #[error("the read-model database failed")]
     Database(#[from] sqlx::Error),
     /// The log failed.
     #[error(transparent)]

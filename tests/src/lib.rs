@@ -188,3 +188,89 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A running dynamoi service on a random port, over a fresh database, for end-to-end tests.
+pub struct TestApp {
+    pub address: std::net::SocketAddr,
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub settings: api::Settings,
+    pub db: TestDb,
+    shutdown: tokio_util_shim::Shutdown,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _data_dir: TempDir,
+}
+
+/// A one-shot shutdown signal (a oneshot channel), so the crate needs no extra dependency.
+mod tokio_util_shim {
+    pub struct Shutdown(pub Option<tokio::sync::oneshot::Sender<()>>);
+}
+
+/// The JWT secret every test app is configured with.
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+impl TestApp {
+    /// Starts the real application (`api::Application`) on 127.0.0.1:0 over a fresh database
+    /// of `backend`, with `extra` settings as environment-style variables.
+    pub async fn spawn(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+        let db = TestDb::new(backend).await?;
+        let data_dir = TempDir::new();
+        let mut vars: std::collections::HashMap<String, String> = [
+            ("DYNAMOI_LISTEN", "127.0.0.1:0".to_string()),
+            ("DYNAMOI_DATABASE_URL", db.url.clone()),
+            ("DYNAMOI_DATA_DIR", data_dir.0.display().to_string()),
+            ("DYNAMOI_JWT_SECRET", TEST_JWT_SECRET.to_string()),
+            ("DYNAMOI_PROJECTION_POLL_MS", "50".to_string()),
+            ("DYNAMOI_LOG", "warn".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let settings = api::Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid test settings");
+        let app = api::Application::build(settings.clone()).await.expect("the app builds");
+        let address = app.address();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Some(TestApp {
+            address,
+            base_url: format!("http://{address}"),
+            client: reqwest::Client::new(),
+            settings,
+            db,
+            shutdown: tokio_util_shim::Shutdown(Some(tx)),
+            server: Some(server),
+            _data_dir: data_dir,
+        })
+    }
+
+    /// A bearer token for `sub` with `role`, signed with the test secret.
+    pub fn token(&self, sub: &str, role: api::auth::Role) -> String {
+        let secret = secrecy::SecretString::from(TEST_JWT_SECRET);
+        api::auth::Authenticator::new(&secret, "authenticated")
+            .mint(sub, role, 3600)
+            .expect("mint a token")
+    }
+
+    /// Stops the app gracefully and waits until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.0.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("the server task ends").expect("the server stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}

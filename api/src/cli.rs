@@ -1,0 +1,181 @@
+//! The `dynamoi` command line: `serve`, `migrate`, `projections status|rebuild`, `token`.
+//! Errors are one line on stderr and a non-zero exit status.
+
+use crate::auth::{Authenticator, Role};
+use crate::startup::{self, Application};
+use crate::{telemetry, Settings};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// dynamoi: the event-sourced backend of a music-marketing platform.
+#[derive(Debug, Parser)]
+#[command(name = "dynamoi", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API and run the projections (SQLite under ./data unless configured).
+    Serve,
+    /// Apply the database migrations, then exit.
+    Migrate,
+    /// Inspect or rebuild the read models.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionsAction,
+    },
+    /// Mint a development bearer token signed with the configured secret.
+    Token {
+        /// The subject (user id or service name).
+        #[arg(long)]
+        sub: String,
+        /// person, support, auditor or service.
+        #[arg(long)]
+        role: Role,
+        /// How long the token is valid.
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsAction {
+    /// Position, lag, state and last error of every projection.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a projection beside the active one, then switch to it.
+    Rebuild {
+        /// The projection's name (see `status`).
+        name: String,
+    },
+}
+
+impl clap::ValueEnum for Role {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Role::Person, Role::Support, Role::Auditor, Role::Service]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Role::Person => "person",
+            Role::Support => "support",
+            Role::Auditor => "auditor",
+            Role::Service => "service",
+        }))
+    }
+}
+
+/// Runs the command line; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return fail(&error),
+    };
+    telemetry::init_tracing(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error.into()),
+    };
+    match runtime.block_on(run(cli, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    // One line: the error and its causes, joined.
+    let _ = writeln!(std::io::stderr(), "error: {error:#}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            app.run_until(startup::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            startup::open_log(&settings, true).await?;
+            writeln!(std::io::stdout(), "migrations applied")?;
+            Ok(())
+        }
+        Command::Token { sub, role, ttl_seconds } => {
+            let secret = settings.jwt_secret_or_dev()?;
+            let token = Authenticator::new(&secret, &settings.jwt_audience).mint(&sub, role, ttl_seconds)?;
+            writeln!(std::io::stdout(), "{token}")?;
+            Ok(())
+        }
+        Command::Projections { action } => {
+            let log = startup::open_log(&settings, settings.auto_migrate).await?;
+            let engine = startup::engine(&settings, log);
+            match action {
+                ProjectionsAction::Status { json } => {
+                    engine.prepare().await?;
+                    let statuses = engine.status().await?;
+                    let mut out = std::io::stdout();
+                    if json {
+                        writeln!(out, "{}", serde_json::to_string_pretty(&statuses)?)?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{:<18} {:>7} {:>4} {:<10} {:>14} {:>10} {:>10} {:>9}  LAST ERROR",
+                            "PROJECTION", "VERSION", "GEN", "STATE", "POSITION", "APPLIED", "LAG", "LAG (s)"
+                        )?;
+                        for s in statuses {
+                            writeln!(
+                                out,
+                                "{:<18} {:>7} {:>4} {:<10} {:>14} {:>10} {:>10} {:>9.1}  {}",
+                                s.name,
+                                s.version,
+                                s.generation.map(|g| g.to_string()).unwrap_or_default(),
+                                s.state,
+                                s.position.to_string(),
+                                s.events_applied,
+                                s.lag_events,
+                                s.lag_seconds,
+                                s.last_error.unwrap_or_default()
+                            )?;
+                        }
+                    }
+                    Ok(())
+                }
+                ProjectionsAction::Rebuild { name } => {
+                    if engine.projection(&name).is_none() {
+                        anyhow::bail!("there is no projection called `{name}`; known: {}", engine.names().join(", "));
+                    }
+                    let bar = ProgressBar::new(0);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} {msg} [{elapsed_precise}] {wide_bar} {pos}/{len} events, {per_sec}, ETA {eta}",
+                        )?
+                        .progress_chars("=> "),
+                    );
+                    bar.set_message(format!("rebuilding {name}"));
+                    let report = engine
+                        .rebuild(&name, |progress| {
+                            bar.set_length(progress.total);
+                            bar.set_position(progress.done);
+                        })
+                        .await?;
+                    bar.finish_and_clear();
+                    writeln!(
+                        std::io::stdout(),
+                        "rebuilt {name}: {} events into generation {} in {:.2}s ({:.0} events/s)",
+                        report.events,
+                        report.generation,
+                        report.elapsed.as_secs_f64(),
+                        report.events as f64 / report.elapsed.as_secs_f64().max(1e-9)
+                    )?;
+                    Ok(())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The HTTP routes, the request context every handler gets, and the rejection mapping.
+
+pub mod health;
+pub mod policies;
+
+use crate::auth::{Authenticator, Caller};
+use crate::settings::Settings;
+use crate::{telemetry, ApiError};
+use eventlog::{EventLog, Position};
+use projections::Engine;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub log: EventLog,
+    pub engine: Engine,
+    pub auth: Authenticator,
+    pub settings: Settings,
+}
+
+/// One request's context: its id, its credentials, and the shared state.
+pub struct Ctx {
+    pub request_id: String,
+    authorization: Option<String>,
+    pub state: Arc<AppState>,
+}
+
+impl Ctx {
+    /// The authenticated caller, or 401.
+    pub fn caller(&self) -> Result<Caller, ApiError> {
+        self.state.auth.authenticate(self.authorization.as_deref())
+    }
+
+    /// Waits (bounded by `DYNAMOI_CONSISTENCY_WAIT_MS`) until `projection` has applied the
+    /// position given as `min_position`, if one was given.
+    pub async fn wait_for_position(&self, projection: &str, min_position: Option<&String>) -> Result<(), ApiError> {
+        let Some(raw) = min_position else { return Ok(()) };
+        let position: Position = raw
+            .parse()
+            .map_err(|e| ApiError::InvalidRequest(format!("min_position: {e}")))?;
+        let state = &self.state;
+        if state
+            .engine
+            .wait_for(projection, position, state.settings.consistency_wait)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ApiError::ReadModelBehind {
+                projection: projection.into(),
+                position: position.to_string(),
+            })
+        }
+    }
+}
+
+fn context(state: Arc<AppState>) -> impl Filter<Extract = (Ctx,), Error = Rejection> + Clone + Send + Sync + 'static {
+    warp::header::optional::<String>("x-request-id")
+        .and(warp::header::optional::<String>("authorization"))
+        .map(move |request_id: Option<String>, authorization| Ctx {
+            request_id: telemetry::request_id(request_id.as_deref()),
+            authorization,
+            state: state.clone(),
+        })
+}
+
+/// Query parameters, refusing any name not in `allowed` so that typos are reported.
+pub fn query_params(
+    raw: &HashMap<String, String>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    if let Some(unknown) = raw.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::InvalidRequest(format!(
+            "unknown query parameter `{}`; allowed: {}",
+            unknown.chars().take(64).collect::<String>(),
+            allowed.join(", ")
+        )));
+    }
+    Ok(raw.clone())
+}
+
+/// Turns a handler's result into the response, with the request id on it and errors logged.
+pub fn finish(request_id: &str, result: Result<Response, ApiError>) -> Response {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => {
+            let (status, code, _) = error.parts();
+            if status.is_server_error() {
+                tracing::warn!(request_id, code, "request failed");
+            } else {
+                tracing::debug!(request_id, code, "request refused");
+            }
+            error.into_response(request_id)
+        }
+    };
+    tracing::info!(request_id, status = response.status().as_u16(), "request handled");
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// A JSON response.
+pub fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<Response, ApiError> {
+    let bytes = serde_json::to_vec(body).map_err(|_| ApiError::Internal)?;
+    let mut response = Response::new(bytes.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// The JSON body of a command request: size-limited, `application/json` only.
+pub fn json_body(max_bytes: u64) -> impl Filter<Extract = (Option<String>, bytes::Bytes), Error = Rejection> + Clone + Send + Sync + 'static {
+    warp::body::content_length_limit(max_bytes)
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::bytes())
+}
+
+/// Parses a JSON command body, with the reason when it does not fit.
+pub fn parse_json<T: serde::de::DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, ApiError> {
+    let is_json = content_type
+        .map(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        .unwrap_or(false);
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let reason = e.to_string();
+        if e.is_data() {
+            ApiError::Validation(reason)
+        } else {
+            ApiError::InvalidRequest(format!("the body is not valid JSON: {reason}"))
+        }
+    })
+}
+
+/// Every route, with the rejection mapping and request metrics.
+pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let max_body = state.settings.max_body_bytes;
+    let ctx = context(state);
+    let routes = health::routes(ctx.clone())
+        .or(policies::routes(ctx, max_body))
+        .unify();
+    routes
+        .recover(move |rejection| recover(rejection, max_body))
+        .unify()
+        .with(warp::log::custom(|info| {
+            let route = telemetry::route_label(info.path());
+            metrics::histogram!(
+                "dynamoi_http_request_duration_seconds",
+                "method" => info.method().to_string(),
+                "route" => route,
+                "status" => info.status().as_u16().to_string()
+            )
+            .record(info.elapsed().as_secs_f64());
+        }))
+}
+
+/// Maps framework rejections (no such route, wrong method, body too large, bad header) to
+/// problem+json. Handlers never reject: they answer.
+async fn recover(rejection: Rejection, max_body: u64) -> Result<Response, Infallible> {
+    let request_id = telemetry::request_id(None);
+    let error = if rejection.is_not_found() {
+        ApiError::NotFound("no such route".into())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::PayloadTooLarge(max_body)
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::InvalidRequest("a Content-Length header is required".into())
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::InvalidRequest("the query string is malformed".into())
+    } else if rejection.find::<warp::reject::InvalidHeader>().is_some()
+        || rejection.find::<warp::reject::MissingHeader>().is_some()
+    {
+        ApiError::InvalidRequest("a request header is malformed".into())
+    } else {
+        tracing::warn!(?rejection, "unmapped rejection");
+        ApiError::InvalidRequest("the request could not be processed".into())
+    };
+    Ok(finish(&request_id, Err(error)))
+}

@@ -1,0 +1,247 @@
+//! Typed settings: defaults, then an optional TOML file (`DYNAMOI_CONFIG_FILE`), then
+//! `DYNAMOI_*` environment variables. Every secret is a [`SecretString`]. README.md has the table.
+
+use anyhow::Context;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything the service can be told.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where the HTTP API listens (`DYNAMOI_LISTEN`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Folder for the embedded database and development key files (`DYNAMOI_DATA_DIR`, `./data`).
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite:path` (`DYNAMOI_DATABASE_URL`; default SQLite in `data_dir`).
+    /// A secret: it may hold a password.
+    pub database_url: SecretString,
+    /// Pool size (`DYNAMOI_DATABASE_MAX_CONNECTIONS`, default 10).
+    pub database_max_connections: u32,
+    /// Apply migrations when `serve` starts (`DYNAMOI_AUTO_MIGRATE`, default true).
+    pub auto_migrate: bool,
+    /// HS256 secret that verifies bearer tokens (`DYNAMOI_JWT_SECRET`); when unset, a development
+    /// secret is generated in `data_dir` with a loud warning.
+    pub jwt_secret: Option<SecretString>,
+    /// The `aud` claim tokens must carry (`DYNAMOI_JWT_AUDIENCE`, default `authenticated`).
+    pub jwt_audience: String,
+    /// How long a read with `min_position` waits for the read model (`DYNAMOI_CONSISTENCY_WAIT_MS`, 5000).
+    pub consistency_wait: Duration,
+    /// Largest request body accepted, in bytes (`DYNAMOI_MAX_BODY_BYTES`, 65536).
+    pub max_body_bytes: u64,
+    /// Events per projection batch (`DYNAMOI_PROJECTION_BATCH_SIZE`, 1000).
+    pub projection_batch_size: usize,
+    /// How often idle projections poll for other processes' commits (`DYNAMOI_PROJECTION_POLL_MS`, 250).
+    pub projection_poll: Duration,
+    /// Log output: `pretty` or `json` (`DYNAMOI_LOG_FORMAT`, pretty).
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax (`DYNAMOI_LOG`, default `info`).
+    pub log_filter: String,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The optional TOML file: the same keys as the environment, lower case, without the prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    database_max_connections: Option<u32>,
+    auto_migrate: Option<bool>,
+    jwt_secret: Option<String>,
+    jwt_audience: Option<String>,
+    consistency_wait_ms: Option<u64>,
+    max_body_bytes: Option<u64>,
+    projection_batch_size: Option<usize>,
+    projection_poll_ms: Option<u64>,
+    log_format: Option<String>,
+    log: Option<String>,
+}
+
+impl Settings {
+    /// Reads the process environment (and the file it names).
+    pub fn from_env() -> anyhow::Result<Settings> {
+        Settings::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds settings from a variable lookup (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let file: FileSettings = match lookup("DYNAMOI_CONFIG_FILE") {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read the settings file {path}"))?;
+                toml::from_str(&text).with_context(|| format!("the settings file {path} is not valid"))?
+            }
+            None => FileSettings::default(),
+        };
+        let get = |env: &str, from_file: Option<String>| lookup(env).filter(|v| !v.is_empty()).or(from_file);
+        fn parse<T: std::str::FromStr>(name: &str, value: Option<String>, default: T) -> anyhow::Result<T> {
+            match value {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{name} has an invalid value")),
+            }
+        }
+        let data_dir = PathBuf::from(get("DYNAMOI_DATA_DIR", file.data_dir).unwrap_or_else(|| "./data".into()));
+        let database_url = get("DYNAMOI_DATABASE_URL", file.database_url)
+            .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("dynamoi.db").display()));
+        let log_format = match get("DYNAMOI_LOG_FORMAT", file.log_format).as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => anyhow::bail!("DYNAMOI_LOG_FORMAT must be `pretty` or `json`"),
+        };
+        Ok(Settings {
+            listen: parse(
+                "DYNAMOI_LISTEN",
+                get("DYNAMOI_LISTEN", file.listen),
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
+            data_dir,
+            database_url: SecretString::from(database_url),
+            database_max_connections: parse(
+                "DYNAMOI_DATABASE_MAX_CONNECTIONS",
+                get("DYNAMOI_DATABASE_MAX_CONNECTIONS", file.database_max_connections.map(|v| v.to_string())),
+                10,
+            )?,
+            auto_migrate: parse(
+                "DYNAMOI_AUTO_MIGRATE",
+                get("DYNAMOI_AUTO_MIGRATE", file.auto_migrate.map(|v| v.to_string())),
+                true,
+            )?,
+            jwt_secret: get("DYNAMOI_JWT_SECRET", file.jwt_secret).map(SecretString::from),
+            jwt_audience: get("DYNAMOI_JWT_AUDIENCE", file.jwt_audience).unwrap_or_else(|| "authenticated".into()),
+            consistency_wait: Duration::from_millis(parse(
+                "DYNAMOI_CONSISTENCY_WAIT_MS",
+                get("DYNAMOI_CONSISTENCY_WAIT_MS", file.consistency_wait_ms.map(|v| v.to_string())),
+                5000,
+            )?),
+            max_body_bytes: parse(
+                "DYNAMOI_MAX_BODY_BYTES",
+                get("DYNAMOI_MAX_BODY_BYTES", file.max_body_bytes.map(|v| v.to_string())),
+                64 * 1024,
+            )?,
+            projection_batch_size: parse(
+                "DYNAMOI_PROJECTION_BATCH_SIZE",
+                get("DYNAMOI_PROJECTION_BATCH_SIZE", file.projection_batch_size.map(|v| v.to_string())),
+                1000,
+            )?
+            .max(1),
+            projection_poll: Duration::from_millis(parse(
+                "DYNAMOI_PROJECTION_POLL_MS",
+                get("DYNAMOI_PROJECTION_POLL_MS", file.projection_poll_ms.map(|v| v.to_string())),
+                250,
+            )?),
+            log_format,
+            log_filter: get("DYNAMOI_LOG", file.log).unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    /// The JWT secret: the configured one, or the development secret in `data_dir` (created
+    /// on first use, with a loud warning each time it is used).
+    pub fn jwt_secret_or_dev(&self) -> anyhow::Result<SecretString> {
+        if let Some(secret) = &self.jwt_secret {
+            if secret.expose_secret().len() < 32 {
+                anyhow::bail!("DYNAMOI_JWT_SECRET must be at least 32 characters");
+            }
+            return Ok(secret.clone());
+        }
+        let path = self.data_dir.join("dev-jwt-secret");
+        tracing::warn!(
+            path = %path.display(),
+            "DYNAMOI_JWT_SECRET is not set: using a DEVELOPMENT secret stored in plain text on disk. \
+             Never run like this in production."
+        );
+        read_or_create_secret(&path)
+    }
+}
+
+fn read_or_create_secret(path: &Path) -> anyhow::Result<SecretString> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_string();
+        if existing.len() >= 32 {
+            return Ok(SecretString::from(existing));
+        }
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(SecretString::from(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn with_nothing_configured_it_serves_sqlite_on_localhost_8080() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(s.database_url.expose_secret(), "sqlite:./data/dynamoi.db");
+        assert!(s.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn environment_variables_override_defaults() {
+        let s = settings(&[
+            ("DYNAMOI_DATABASE_URL", "postgres://localhost/x"),
+            ("DYNAMOI_LISTEN", "0.0.0.0:9000"),
+            ("DYNAMOI_CONSISTENCY_WAIT_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(s.database_url.expose_secret(), "postgres://localhost/x");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.consistency_wait, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn an_invalid_value_names_the_variable_but_not_the_value() {
+        let error = settings(&[("DYNAMOI_LISTEN", "not-an-address")]).unwrap_err().to_string();
+        assert_eq!(error, "DYNAMOI_LISTEN has an invalid value");
+    }
+
+    #[test]
+    fn the_settings_debug_output_hides_secrets() {
+        let s = settings(&[("DYNAMOI_JWT_SECRET", "super-secret-value-that-is-long-enough")]).unwrap();
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+}
