@@ -117,6 +117,17 @@ impl TestDb {
         })
     }
 
+    /// A stand-in left behind when a [`TestApp`] hands its database back; owns nothing.
+    fn placeholder() -> TestDb {
+        TestDb {
+            url: String::new(),
+            db: Db::Sqlite(sqlx::SqlitePool::connect_lazy("sqlite::memory:").expect("a lazy in-memory pool")),
+            admin_url: None,
+            name: String::new(),
+            _dir: None,
+        }
+    }
+
     /// An event log over this database.
     pub fn log(&self) -> EventLog {
         EventLog::new(self.db.clone())
@@ -214,6 +225,11 @@ impl TestApp {
     /// of `backend`, with `extra` settings as environment-style variables.
     pub async fn spawn(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
         let db = TestDb::new(backend).await?;
+        Some(TestApp::spawn_on(db, extra).await)
+    }
+
+    /// Starts the application over an existing test database (e.g. one a stopped app used).
+    pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
         let data_dir = TempDir::new();
         let mut vars: std::collections::HashMap<String, String> = [
             ("DYNAMOI_LISTEN", "127.0.0.1:0".to_string()),
@@ -236,7 +252,7 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        Some(TestApp {
+        TestApp {
             address,
             base_url: format!("http://{address}"),
             client: reqwest::Client::new(),
@@ -245,7 +261,7 @@ impl TestApp {
             shutdown: tokio_util_shim::Shutdown(Some(tx)),
             server: Some(server),
             _data_dir: data_dir,
-        })
+        }
     }
 
     /// A bearer token for `sub` with `role`, signed with the test secret.
@@ -256,14 +272,19 @@ impl TestApp {
             .expect("mint a token")
     }
 
-    /// Stops the app gracefully and waits until it has stopped.
-    pub async fn stop(mut self) {
+    /// Stops the app gracefully, waits until it has stopped, and hands back its database.
+    pub async fn stop(mut self) -> TestDb {
         if let Some(tx) = self.shutdown.0.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("the server task ends").expect("the server stops cleanly");
         }
+        // The app closed its pool on the way out; reopen one for the caller.
+        let db = Db::connect(&self.db.url, 4).await.expect("reopen the test database");
+        let mut test_db = std::mem::replace(&mut self.db, TestDb::placeholder());
+        test_db.db = db;
+        test_db
     }
 }
 

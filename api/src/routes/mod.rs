@@ -167,14 +167,16 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (impl warp::Reply,)
 /// problem+json. Handlers never reject: they answer.
 async fn recover(rejection: Rejection, max_body: u64) -> Result<Response, Infallible> {
     let request_id = telemetry::request_id(None);
-    let error = if rejection.is_not_found() {
-        ApiError::NotFound("no such route".into())
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::MethodNotAllowed
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    // Body rejections first: warp combines the rejections of every route tried, and a body
+    // refused by the POST route would otherwise be reported as the GET route's wrong method.
+    let error = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::PayloadTooLarge(max_body)
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         ApiError::InvalidRequest("a Content-Length header is required".into())
+    } else if rejection.is_not_found() {
+        ApiError::NotFound("no such route".into())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         ApiError::InvalidRequest("the query string is malformed".into())
     } else if rejection.find::<warp::reject::InvalidHeader>().is_some()

@@ -1,0 +1,92 @@
+//! The `dynamoi` binary from the outside: tokens, projection status and rebuild, and
+//! one-line errors with a non-zero exit status.
+
+use api::auth::{Authenticator, Role};
+use secrecy::SecretString;
+use std::process::{Command, Output};
+
+const SECRET: &str = "cli-test-secret-cli-test-secret-0123456789";
+
+fn dynamoi(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dynamoi"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("DYNAMOI_JWT_SECRET", SECRET)
+        .env("DYNAMOI_LOG", "error")
+        .output()
+        .expect("the binary runs")
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dynamoi-cli-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_minted_token_is_accepted_by_the_service_with_its_role() {
+    let dir = temp_dir();
+    let out = dynamoi(&dir, &["token", "--sub", "alice", "--role", "auditor"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let auth = Authenticator::new(&SecretString::from(SECRET), "authenticated");
+    let caller = auth.authenticate(Some(&format!("Bearer {}", token.trim()))).unwrap();
+    assert_eq!(caller.role, Role::Auditor);
+    assert_eq!(caller.subject, "alice");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unknown_role_is_refused_on_one_line() {
+    let dir = temp_dir();
+    let out = dynamoi(&dir, &["token", "--sub", "alice", "--role", "wizard"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("wizard"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn status_lists_every_projection_and_rebuild_reports_what_it_did() {
+    let dir = temp_dir();
+    let status = dynamoi(&dir, &["projections", "status", "--json"]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let statuses: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let names: Vec<&str> = statuses.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["policy_versions", "stream_index"]);
+    assert!(dir.join("data/dynamoi.db").exists(), "the embedded database is created under ./data");
+
+    let rebuild = dynamoi(&dir, &["projections", "rebuild", "policy_versions"]);
+    assert!(rebuild.status.success(), "{}", String::from_utf8_lossy(&rebuild.stderr));
+    let said = String::from_utf8_lossy(&rebuild.stdout);
+    assert!(said.starts_with("rebuilt policy_versions: 0 events into generation 2"), "{said}");
+
+    let unknown = dynamoi(&dir, &["projections", "rebuild", "nothing"]);
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: there is no projection called `nothing`; known: policy_versions, stream_index"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_database_that_cannot_be_reached_is_one_line_without_the_password() {
+    let dir = temp_dir();
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamoi"))
+        .args(["migrate"])
+        .current_dir(&dir)
+        .env_clear()
+        .env("DYNAMOI_DATABASE_URL", "postgres://someone:hunter2-password@127.0.0.1:1/none")
+        .env("DYNAMOI_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: cannot open the database named by DYNAMOI_DATABASE_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
