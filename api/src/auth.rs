@@ -70,7 +70,10 @@ impl Caller {
             Ok(())
         } else {
             let names: Vec<String> = roles.iter().map(Role::to_string).collect();
-            Err(ApiError::Forbidden(format!("this action needs the role {}", names.join(" or "))))
+            Err(ApiError::Forbidden(format!(
+                "this action needs the role {}",
+                names.join(" or ")
+            )))
         }
     }
 }
@@ -104,7 +107,9 @@ pub struct Authenticator {
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticator").field("audience", &self.audience).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,7 +130,8 @@ impl Authenticator {
 
     /// The caller named by an `Authorization` header value.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
-        let header = authorization.ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer token is required".into()))?;
+        let header =
+            authorization.ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer token is required".into()))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -156,7 +162,9 @@ impl Authenticator {
             _ => return Err(ApiError::Unauthorized("the token's role may not call this API".into())),
         };
         if claims.sub.is_empty() || claims.sub.len() > 128 {
-            return Err(ApiError::Unauthorized("the token's subject is empty or too long".into()));
+            return Err(ApiError::Unauthorized(
+                "the token's subject is empty or too long".into(),
+            ));
         }
         Ok(Caller {
             subject: claims.sub,
@@ -189,7 +197,10 @@ mod tests {
     use super::*;
 
     fn auth() -> Authenticator {
-        Authenticator::new(&SecretString::from("a-test-secret-of-at-least-32-characters!"), "authenticated")
+        Authenticator::new(
+            &SecretString::from("a-test-secret-of-at-least-32-characters!"),
+            "authenticated",
+        )
     }
 
     #[test]
@@ -198,13 +209,22 @@ mod tests {
         for role in [Role::Person, Role::Support, Role::Auditor, Role::Service] {
             let token = a.mint("user-1", role, 60).unwrap();
             let caller = a.authenticate(Some(&format!("Bearer {token}"))).unwrap();
-            assert_eq!(caller, Caller { subject: "user-1".into(), role });
+            assert_eq!(
+                caller,
+                Caller {
+                    subject: "user-1".into(),
+                    role
+                }
+            );
         }
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
-        let other = Authenticator::new(&SecretString::from("another-secret-of-at-least-32-characters"), "authenticated");
+        let other = Authenticator::new(
+            &SecretString::from("another-secret-of-at-least-32-characters"),
+            "authenticated",
+        );
         let token = other.mint("user-1", Role::Support, 60).unwrap();
         let error = auth().authenticate(Some(&format!("Bearer {token}"))).unwrap_err();
         assert_eq!(error.to_string(), "the token's signature is not valid");
@@ -229,13 +249,22 @@ mod tests {
     #[test]
     fn a_missing_or_malformed_header_is_refused() {
         assert!(matches!(auth().authenticate(None), Err(ApiError::Unauthorized(_))));
-        assert!(matches!(auth().authenticate(Some("Basic abc")), Err(ApiError::Unauthorized(_))));
-        assert!(matches!(auth().authenticate(Some("Bearer not.a.jwt")), Err(ApiError::Unauthorized(_))));
+        assert!(matches!(
+            auth().authenticate(Some("Basic abc")),
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            auth().authenticate(Some("Bearer not.a.jwt")),
+            Err(ApiError::Unauthorized(_))
+        ));
     }
 
     #[test]
     fn a_role_check_names_the_roles_needed() {
-        let caller = Caller { subject: "u".into(), role: Role::Person };
+        let caller = Caller {
+            subject: "u".into(),
+            role: Role::Person,
+        };
         let error = caller.require(&[Role::Support]).unwrap_err();
         assert_eq!(error.to_string(), "this action needs the role support");
     }

@@ -148,7 +148,10 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                 }
                 ProjectionsAction::Rebuild { name } => {
                     if engine.projection(&name).is_none() {
-                        anyhow::bail!("there is no projection called `{name}`; known: {}", engine.names().join(", "));
+                        anyhow::bail!(
+                            "there is no projection called `{name}`; known: {}",
+                            engine.names().join(", ")
+                        );
                     }
                     let bar = ProgressBar::new(0);
                     bar.set_style(

@@ -79,7 +79,8 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
         let file: FileSettings = match lookup("DYNAMOI_CONFIG_FILE") {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read the settings file {path}"))?;
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("cannot read the settings file {path}"))?;
                 toml::from_str(&text).with_context(|| format!("the settings file {path} is not valid"))?
             }
             None => FileSettings::default(),
@@ -112,7 +113,10 @@ impl Settings {
             database_url: SecretString::from(database_url),
             database_max_connections: parse(
                 "DYNAMOI_DATABASE_MAX_CONNECTIONS",
-                get("DYNAMOI_DATABASE_MAX_CONNECTIONS", file.database_max_connections.map(|v| v.to_string())),
+                get(
+                    "DYNAMOI_DATABASE_MAX_CONNECTIONS",
+                    file.database_max_connections.map(|v| v.to_string()),
+                ),
                 10,
             )?,
             auto_migrate: parse(
@@ -124,7 +128,10 @@ impl Settings {
             jwt_audience: get("DYNAMOI_JWT_AUDIENCE", file.jwt_audience).unwrap_or_else(|| "authenticated".into()),
             consistency_wait: Duration::from_millis(parse(
                 "DYNAMOI_CONSISTENCY_WAIT_MS",
-                get("DYNAMOI_CONSISTENCY_WAIT_MS", file.consistency_wait_ms.map(|v| v.to_string())),
+                get(
+                    "DYNAMOI_CONSISTENCY_WAIT_MS",
+                    file.consistency_wait_ms.map(|v| v.to_string()),
+                ),
                 5000,
             )?),
             max_body_bytes: parse(
@@ -134,13 +141,19 @@ impl Settings {
             )?,
             projection_batch_size: parse(
                 "DYNAMOI_PROJECTION_BATCH_SIZE",
-                get("DYNAMOI_PROJECTION_BATCH_SIZE", file.projection_batch_size.map(|v| v.to_string())),
+                get(
+                    "DYNAMOI_PROJECTION_BATCH_SIZE",
+                    file.projection_batch_size.map(|v| v.to_string()),
+                ),
                 1000,
             )?
             .max(1),
             projection_poll: Duration::from_millis(parse(
                 "DYNAMOI_PROJECTION_POLL_MS",
-                get("DYNAMOI_PROJECTION_POLL_MS", file.projection_poll_ms.map(|v| v.to_string())),
+                get(
+                    "DYNAMOI_PROJECTION_POLL_MS",
+                    file.projection_poll_ms.map(|v| v.to_string()),
+                ),
                 250,
             )?),
             log_format,
@@ -235,7 +248,9 @@ mod tests {
 
     #[test]
     fn an_invalid_value_names_the_variable_but_not_the_value() {
-        let error = settings(&[("DYNAMOI_LISTEN", "not-an-address")]).unwrap_err().to_string();
+        let error = settings(&[("DYNAMOI_LISTEN", "not-an-address")])
+            .unwrap_err()
+            .to_string();
         assert_eq!(error, "DYNAMOI_LISTEN has an invalid value");
     }
 

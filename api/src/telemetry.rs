@@ -8,7 +8,10 @@ use tracing_subscriber::{fmt, EnvFilter};
 /// Installs the global tracing subscriber once; later calls do nothing. Logs go to stderr.
 pub fn init_tracing(settings: &Settings) {
     let filter = EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
@@ -79,6 +82,9 @@ mod tests {
     #[test]
     fn route_labels_hide_ids() {
         assert_eq!(route_label("/v1/policies/current"), "/v1/policies/current");
-        assert_eq!(route_label("/v1/artists/0193a1b2-7c3d/dashboard"), "/v1/artists/:id/dashboard");
+        assert_eq!(
+            route_label("/v1/artists/0193a1b2-7c3d/dashboard"),
+            "/v1/artists/:id/dashboard"
+        );
     }
 }

@@ -53,14 +53,25 @@ fn status_lists_every_projection_and_rebuild_reports_what_it_did() {
     let status = dynamoi(&dir, &["projections", "status", "--json"]);
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let statuses: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    let names: Vec<&str> = statuses.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["policy_versions", "stream_index"]);
-    assert!(dir.join("data/dynamoi.db").exists(), "the embedded database is created under ./data");
+    assert!(
+        dir.join("data/dynamoi.db").exists(),
+        "the embedded database is created under ./data"
+    );
 
     let rebuild = dynamoi(&dir, &["projections", "rebuild", "policy_versions"]);
     assert!(rebuild.status.success(), "{}", String::from_utf8_lossy(&rebuild.stderr));
     let said = String::from_utf8_lossy(&rebuild.stdout);
-    assert!(said.starts_with("rebuilt policy_versions: 0 events into generation 2"), "{said}");
+    assert!(
+        said.starts_with("rebuilt policy_versions: 0 events into generation 2"),
+        "{said}"
+    );
 
     let unknown = dynamoi(&dir, &["projections", "rebuild", "nothing"]);
     assert!(!unknown.status.success());
@@ -79,14 +90,20 @@ fn a_database_that_cannot_be_reached_is_one_line_without_the_password() {
         .args(["migrate"])
         .current_dir(&dir)
         .env_clear()
-        .env("DYNAMOI_DATABASE_URL", "postgres://someone:hunter2-password@127.0.0.1:1/none")
+        .env(
+            "DYNAMOI_DATABASE_URL",
+            "postgres://someone:hunter2-password@127.0.0.1:1/none",
+        )
         .env("DYNAMOI_LOG", "error")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: cannot open the database named by DYNAMOI_DATABASE_URL"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot open the database named by DYNAMOI_DATABASE_URL"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }

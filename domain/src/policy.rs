@@ -181,7 +181,8 @@ impl Aggregate for PolicyDocument {
     fn apply(&mut self, event: PolicyEvent) {
         match event {
             PolicyEvent::PolicyVersionPublished(version) => {
-                self.latest_by_locale.insert(version.locale.clone(), self.versions.len());
+                self.latest_by_locale
+                    .insert(version.locale.clone(), self.versions.len());
                 self.versions.push(version);
             }
         }
@@ -273,30 +274,27 @@ mod tests {
 
     #[test]
     fn malformed_fields_are_refused_with_the_field_named() {
-        let bad = |f: &dyn Fn(&mut PolicyCommand)| {
-            let mut cmd = publish("v1", "2026-01-01", "en", 'a');
-            f(&mut cmd);
-            given::<PolicyDocument>(vec![]).when(cmd).inspect_result().unwrap_err()
+        let refused = |label: &str, locale: &str, text_sha256: String, summary: &str| {
+            let command = PolicyCommand::PublishVersion {
+                label: label.into(),
+                effective_date: day("2026-01-01"),
+                locale: locale.into(),
+                text_sha256,
+                summary_of_changes: summary.into(),
+            };
+            given::<PolicyDocument>(vec![])
+                .when(command)
+                .inspect_result()
+                .unwrap_err()
         };
-        let PolicyCommand::PublishVersion { .. } = publish("v1", "2026-01-01", "en", 'a');
-        assert_eq!(bad(&|c| set(c, |l, _, _, _| *l = "  ".into())), PolicyError::InvalidLabel);
-        assert_eq!(bad(&|c| set(c, |l, _, _, _| *l = "x".repeat(65))), PolicyError::InvalidLabel);
-        assert_eq!(bad(&|c| set(c, |_, l, _, _| *l = "english".into())), PolicyError::InvalidLocale);
-        assert_eq!(bad(&|c| set(c, |_, l, _, _| *l = "en_US".into())), PolicyError::InvalidLocale);
-        assert_eq!(bad(&|c| set(c, |_, _, h, _| *h = "ABC".into())), PolicyError::InvalidTextHash);
-        assert_eq!(bad(&|c| set(c, |_, _, h, _| *h = hash('A'))), PolicyError::InvalidTextHash);
-        assert_eq!(bad(&|c| set(c, |_, _, _, s| *s = " ".into())), PolicyError::InvalidSummary);
-    }
-
-    fn set(cmd: &mut PolicyCommand, f: impl Fn(&mut String, &mut String, &mut String, &mut String)) {
-        let PolicyCommand::PublishVersion {
-            label,
-            locale,
-            text_sha256,
-            summary_of_changes,
-            ..
-        } = cmd;
-        f(label, locale, text_sha256, summary_of_changes);
+        let ok = "A summary.";
+        assert_eq!(refused("  ", "en", hash('a'), ok), PolicyError::InvalidLabel);
+        assert_eq!(refused(&"x".repeat(65), "en", hash('a'), ok), PolicyError::InvalidLabel);
+        assert_eq!(refused("v1", "english", hash('a'), ok), PolicyError::InvalidLocale);
+        assert_eq!(refused("v1", "en_US", hash('a'), ok), PolicyError::InvalidLocale);
+        assert_eq!(refused("v1", "en", "ABC".into(), ok), PolicyError::InvalidTextHash);
+        assert_eq!(refused("v1", "en", hash('A'), ok), PolicyError::InvalidTextHash);
+        assert_eq!(refused("v1", "en", hash('a'), " "), PolicyError::InvalidSummary);
     }
 
     #[test]

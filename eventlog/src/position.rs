@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn a_position_round_trips_through_its_token() {
-        let p = Position { commit: 7_512, global: 42 };
+        let p = Position {
+            commit: 7_512,
+            global: 42,
+        };
         assert_eq!(p.to_string(), "7512.42");
         assert_eq!("7512.42".parse::<Position>(), Ok(p));
     }

@@ -94,9 +94,17 @@ pub(crate) fn conflict_or(error: sqlx::Error, streams: &[StreamAppend]) -> LogEr
     LogError::Database(error)
 }
 
-pub(crate) async fn load(pool: &PgPool, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, LogError> {
+pub(crate) async fn load(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, LogError> {
     let sql = format!("SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence");
-    let rows = sqlx::query(&sql).bind(aggregate_type).bind(aggregate_id).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(decode).collect()
 }
 

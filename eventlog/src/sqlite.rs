@@ -71,9 +71,17 @@ pub(crate) async fn append(
     Ok(out)
 }
 
-pub(crate) async fn load(pool: &SqlitePool, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, LogError> {
+pub(crate) async fn load(
+    pool: &SqlitePool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, LogError> {
     let sql = format!("SELECT {COLUMNS} FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2 ORDER BY sequence");
-    let rows = sqlx::query(&sql).bind(aggregate_type).bind(aggregate_id).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(decode).collect()
 }
 
@@ -112,7 +120,11 @@ fn decode(row: &SqliteRow) -> Result<StoredEvent, LogError> {
     let metadata: String = row.try_get("metadata")?;
     let event_id: String = row.try_get("event_id")?;
     let recorded_at: String = row.try_get("recorded_at")?;
-    let bad = |what: &str| LogError::Database(sqlx::Error::Decode(format!("invalid {what} in the events table").into()));
+    let bad = |what: &str| {
+        LogError::Database(sqlx::Error::Decode(
+            format!("invalid {what} in the events table").into(),
+        ))
+    };
     Ok(StoredEvent {
         position: Position {
             commit: 0,

@@ -81,78 +81,88 @@ where
 /// Every generation of a projection that is not retired, oldest first.
 pub fn live_generations<'a>(db: &'a Db, name: &'a str) -> BoxFuture<'a, Result<Vec<Generation>, sqlx::Error>> {
     Box::pin(async move {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM projection_generations WHERE name = $1 AND state <> '{RETIRED}' ORDER BY generation"
-    );
-    dispatch!(db, Db, |pool| {
-        let rows = sqlx::query(&sql).bind(name).fetch_all(pool).await?;
-        rows.iter().map(decode).collect()
-    })
+        let sql = format!(
+            "SELECT {COLUMNS} FROM projection_generations WHERE name = $1 AND state <> '{RETIRED}' ORDER BY generation"
+        );
+        dispatch!(db, Db, |pool| {
+            let rows = sqlx::query(&sql).bind(name).fetch_all(pool).await?;
+            rows.iter().map(decode).collect()
+        })
     })
 }
 
 /// One generation, whatever its state.
 pub fn load<'a>(db: &'a Db, name: &'a str, generation: i64) -> BoxFuture<'a, Result<Option<Generation>, sqlx::Error>> {
     Box::pin(async move {
-    let sql = format!("SELECT {COLUMNS} FROM projection_generations WHERE name = $1 AND generation = $2");
-    dispatch!(db, Db, |pool| {
-        let row = sqlx::query(&sql).bind(name).bind(generation).fetch_optional(pool).await?;
-        row.as_ref().map(decode).transpose()
-    })
+        let sql = format!("SELECT {COLUMNS} FROM projection_generations WHERE name = $1 AND generation = $2");
+        dispatch!(db, Db, |pool| {
+            let row = sqlx::query(&sql)
+                .bind(name)
+                .bind(generation)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(decode).transpose()
+        })
     })
 }
 
 /// The checkpoint of a projection's active generation (the start of the feed when none).
 pub fn active_checkpoint<'a>(db: &'a Db, name: &'a str) -> BoxFuture<'a, Result<Position, sqlx::Error>> {
     Box::pin(async move {
-    let sql = "SELECT checkpoint_commit, checkpoint_global FROM projection_generations WHERE name = $1 AND active";
-    dispatch!(db, Db, |pool| {
-        let row = sqlx::query(sql).bind(name).fetch_optional(pool).await?;
-        match row {
-            Some(row) => Ok(Position {
-                commit: row.try_get(0)?,
-                global: row.try_get(1)?,
-            }),
-            None => Ok(Position::START),
-        }
-    })
+        let sql = "SELECT checkpoint_commit, checkpoint_global FROM projection_generations WHERE name = $1 AND active";
+        dispatch!(db, Db, |pool| {
+            let row = sqlx::query(sql).bind(name).fetch_optional(pool).await?;
+            match row {
+                Some(row) => Ok(Position {
+                    commit: row.try_get(0)?,
+                    global: row.try_get(1)?,
+                }),
+                None => Ok(Position::START),
+            }
+        })
     })
 }
 
 /// Creates the next generation of `projection` with its tables, in one transaction. When
 /// `active`, it is served at once (its views are created): used when no generation serves yet.
-pub fn create<'a>(db: &'a Db, projection: &'a dyn Projection, active: bool) -> BoxFuture<'a, Result<Generation, sqlx::Error>> {
+pub fn create<'a>(
+    db: &'a Db,
+    projection: &'a dyn Projection,
+    active: bool,
+) -> BoxFuture<'a, Result<Generation, sqlx::Error>> {
     Box::pin(async move {
-    let name = projection.name();
-    let insert = "INSERT INTO projection_generations (name, generation, version, active, state, updated_at) \
+        let name = projection.name();
+        let insert = "INSERT INTO projection_generations (name, generation, version, active, state, updated_at) \
                   SELECT $1, COALESCE(MAX(generation), 0) + 1, $2, $3, $4, $5 FROM projection_generations WHERE name = $1 \
                   RETURNING generation";
-    let schema = projection.schema(db.dialect());
-    let generation: i64 = dispatch!(db, Db, |pool| {
-        let mut tx = pool.begin().await?;
-        let generation: i64 = sqlx::query_scalar(insert)
-            .bind(name)
-            .bind(projection.version())
-            .bind(active)
-            .bind(REBUILDING)
-            .bind(now())
-            .fetch_one(&mut *tx)
-            .await?;
-        let target = Target { generation };
-        let ddl = schema.replace("{g}", &target.suffix());
-        for statement in statements(&ddl) {
-            sqlx::query(&statement).execute(&mut *tx).await?;
-        }
-        if active {
-            let views = views_sql(projection, target, None);
-            for statement in statements(&views) {
+        let schema = projection.schema(db.dialect());
+        let generation: i64 = dispatch!(db, Db, |pool| {
+            let mut tx = pool.begin().await?;
+            let generation: i64 = sqlx::query_scalar(insert)
+                .bind(name)
+                .bind(projection.version())
+                .bind(active)
+                .bind(REBUILDING)
+                .bind(now())
+                .fetch_one(&mut *tx)
+                .await?;
+            let target = Target { generation };
+            let ddl = schema.replace("{g}", &target.suffix());
+            for statement in statements(&ddl) {
                 sqlx::query(&statement).execute(&mut *tx).await?;
             }
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(generation)
-    })?;
-    Ok(load(db, name, generation).await?.expect("the generation was just created"))
+            if active {
+                let views = views_sql(projection, target, None);
+                for statement in statements(&views) {
+                    sqlx::query(&statement).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(generation)
+        })?;
+        Ok(load(db, name, generation)
+            .await?
+            .expect("the generation was just created"))
     })
 }
 
@@ -189,61 +199,65 @@ fn views_sql(projection: &dyn Projection, new: Target, old: Option<Target>) -> S
 /// the previous active generation is retired and its tables dropped.
 pub fn take_over<'a>(db: &'a Db, projection: &'a dyn Projection, new: i64) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
-    let name = projection.name();
-    dispatch!(db, Db, |pool| {
-        let mut tx = pool.begin().await?;
-        let old: Option<i64> =
-            sqlx::query_scalar("SELECT generation FROM projection_generations WHERE name = $1 AND active")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-        sqlx::query("UPDATE projection_generations SET active = false, state = $3, updated_at = $4 WHERE name = $1 AND generation <> $2 AND active")
+        let name = projection.name();
+        dispatch!(db, Db, |pool| {
+            let mut tx = pool.begin().await?;
+            let old: Option<i64> =
+                sqlx::query_scalar("SELECT generation FROM projection_generations WHERE name = $1 AND active")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            sqlx::query("UPDATE projection_generations SET active = false, state = $3, updated_at = $4 WHERE name = $1 AND generation <> $2 AND active")
             .bind(name)
             .bind(new)
             .bind(RETIRED)
             .bind(now())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE projection_generations SET active = true, state = $3, updated_at = $4 WHERE name = $1 AND generation = $2")
+            sqlx::query("UPDATE projection_generations SET active = true, state = $3, updated_at = $4 WHERE name = $1 AND generation = $2")
             .bind(name)
             .bind(new)
             .bind(RUNNING)
             .bind(now())
             .execute(&mut *tx)
             .await?;
-        let old = old.filter(|g| *g != new).map(|generation| Target { generation });
-        let views = views_sql(projection, Target { generation: new }, old);
-        for statement in statements(&views) {
-            sqlx::query(&statement).execute(&mut *tx).await?;
-        }
-        tx.commit().await
-    })
+            let old = old.filter(|g| *g != new).map(|generation| Target { generation });
+            let views = views_sql(projection, Target { generation: new }, old);
+            for statement in statements(&views) {
+                sqlx::query(&statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
     })
 }
 
 /// Retires a generation that is not active (an abandoned rebuild) and drops its tables.
-pub fn discard<'a>(db: &'a Db, projection: &'a dyn Projection, generation: i64) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+pub fn discard<'a>(
+    db: &'a Db,
+    projection: &'a dyn Projection,
+    generation: i64,
+) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
-    let target = Target { generation };
-    let drops: String = projection
-        .tables()
-        .iter()
-        .map(|t| format!("DROP TABLE IF EXISTS {};\n", target.table(t)))
-        .collect();
-    dispatch!(db, Db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query("UPDATE projection_generations SET state = $3, updated_at = $4 WHERE name = $1 AND generation = $2 AND NOT active")
+        let target = Target { generation };
+        let drops: String = projection
+            .tables()
+            .iter()
+            .map(|t| format!("DROP TABLE IF EXISTS {};\n", target.table(t)))
+            .collect();
+        dispatch!(db, Db, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE projection_generations SET state = $3, updated_at = $4 WHERE name = $1 AND generation = $2 AND NOT active")
             .bind(projection.name())
             .bind(generation)
             .bind(RETIRED)
             .bind(now())
             .execute(&mut *tx)
             .await?;
-        for statement in statements(&drops) {
-            sqlx::query(&statement).execute(&mut *tx).await?;
-        }
-        tx.commit().await
-    })
+            for statement in statements(&drops) {
+                sqlx::query(&statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
     })
 }
 
@@ -260,43 +274,48 @@ pub fn advance<'a, 'b: 'a>(
     state: &'a str,
 ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
     Box::pin(async move {
-    let sql = "UPDATE projection_generations \
+        let sql = "UPDATE projection_generations \
                SET checkpoint_commit = $4, checkpoint_global = $5, events_applied = events_applied + $6, \
                    state = $7, last_error = NULL, error_position = NULL, updated_at = $8 \
                WHERE name = $1 AND generation = $2 AND state <> 'retired' \
                  AND checkpoint_commit = $3 AND checkpoint_global = $9";
-    let result = dispatch!(tx, ReadTx, |conn| {
-        sqlx::query(sql)
-            .bind(name)
-            .bind(generation)
-            .bind(from.commit)
-            .bind(to.commit)
-            .bind(to.global)
-            .bind(events)
-            .bind(state)
-            .bind(now())
-            .bind(from.global)
-            .execute(&mut **conn)
-            .await?
-            .rows_affected()
-    });
-    Ok(result == 1)
+        let result = dispatch!(tx, ReadTx, |conn| {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(generation)
+                .bind(from.commit)
+                .bind(to.commit)
+                .bind(to.global)
+                .bind(events)
+                .bind(state)
+                .bind(now())
+                .bind(from.global)
+                .execute(&mut **conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(result == 1)
     })
 }
 
 /// Sets a generation's state (e.g. `running` once caught up).
-pub fn set_state<'a>(db: &'a Db, name: &'a str, generation: i64, state: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+pub fn set_state<'a>(
+    db: &'a Db,
+    name: &'a str,
+    generation: i64,
+    state: &'a str,
+) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
-    dispatch!(db, Db, |pool| {
-        sqlx::query("UPDATE projection_generations SET state = $3, updated_at = $4 WHERE name = $1 AND generation = $2 AND state <> 'retired'")
+        dispatch!(db, Db, |pool| {
+            sqlx::query("UPDATE projection_generations SET state = $3, updated_at = $4 WHERE name = $1 AND generation = $2 AND state <> 'retired'")
             .bind(name)
             .bind(generation)
             .bind(state)
             .bind(now())
             .execute(pool)
             .await?;
-    });
-    Ok(())
+        });
+        Ok(())
     })
 }
 
@@ -309,8 +328,8 @@ pub fn record_error<'a>(
     position: Option<Position>,
 ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
-    dispatch!(db, Db, |pool| {
-        sqlx::query("UPDATE projection_generations SET state = $3, last_error = $4, error_position = $5, updated_at = $6 WHERE name = $1 AND generation = $2 AND state <> 'retired'")
+        dispatch!(db, Db, |pool| {
+            sqlx::query("UPDATE projection_generations SET state = $3, last_error = $4, error_position = $5, updated_at = $6 WHERE name = $1 AND generation = $2 AND state <> 'retired'")
             .bind(name)
             .bind(generation)
             .bind(STALLED)
@@ -319,7 +338,7 @@ pub fn record_error<'a>(
             .bind(now())
             .execute(pool)
             .await?;
-    });
-    Ok(())
+        });
+        Ok(())
     })
 }

@@ -157,7 +157,11 @@ impl Engine {
 
     /// Starts one worker per projection.
     pub fn start(&self) {
-        let mut workers = self.inner.workers.lock().expect("the worker list lock is never poisoned");
+        let mut workers = self
+            .inner
+            .workers
+            .lock()
+            .expect("the worker list lock is never poisoned");
         for projection in &self.inner.projections {
             let inner = self.inner.clone();
             let projection = projection.clone();
@@ -266,7 +270,11 @@ impl Engine {
                 });
             }
         }
-        for abandoned in checkpoint::live_generations(&db, name).await?.iter().filter(|g| !g.active) {
+        for abandoned in checkpoint::live_generations(&db, name)
+            .await?
+            .iter()
+            .filter(|g| !g.active)
+        {
             checkpoint::discard(&db, projection.as_ref(), abandoned.generation).await?;
         }
         let has_active = checkpoint::live_generations(&db, name).await?.iter().any(|g| g.active);
@@ -422,7 +430,11 @@ async fn run_worker(inner: Arc<Inner>, projection: Arc<dyn Projection>) {
                 if let Err(error) = checkpoint::take_over(&db, projection.as_ref(), generation.generation).await {
                     tracing::warn!(projection = name, %error, "could not switch to the rebuilt generation");
                 } else {
-                    tracing::info!(projection = name, generation = generation.generation, "rebuilt generation took over");
+                    tracing::info!(
+                        projection = name,
+                        generation = generation.generation,
+                        "rebuilt generation took over"
+                    );
                     inner.progress.send_modify(|n| *n = n.wrapping_add(1));
                 }
             }
@@ -442,7 +454,12 @@ async fn sleep_or_shutdown(inner: &Inner, duration: Duration) -> bool {
 }
 
 /// Runs one generation: apply batches until shut down, retired, or (rebuilds) caught up.
-async fn run_generation(inner: &Inner, projection: &dyn Projection, mut generation: Generation, mode: &Mode) -> Outcome {
+async fn run_generation(
+    inner: &Inner,
+    projection: &dyn Projection,
+    mut generation: Generation,
+    mode: &Mode,
+) -> Outcome {
     let name = projection.name();
     let db = inner.log.db();
     let mut appended = inner.log.subscribe();
@@ -516,7 +533,9 @@ async fn run_generation(inner: &Inner, projection: &dyn Projection, mut generati
                     _ => None,
                 };
                 tracing::error!(projection = name, %error, "projection stalled; retrying with backoff");
-                if let Err(e) = checkpoint::record_error(db, name, generation.generation, &error.to_string(), position).await {
+                if let Err(e) =
+                    checkpoint::record_error(db, name, generation.generation, &error.to_string(), position).await
+                {
                     tracing::warn!(projection = name, error = %e, "could not record the projection error");
                 }
                 metrics::counter!("dynamoi_projection_errors_total", "projection" => name).increment(1);
@@ -544,38 +563,38 @@ fn apply_batch<'a>(
     state: &'a str,
 ) -> Pin<Box<dyn Future<Output = Result<BatchOutcome, ProjectionError>> + Send + 'a>> {
     Box::pin(async move {
-    let last = events.last().expect("batches are never empty").position;
-    let count = events.len() as i64;
-    let target = generation.target();
-    macro_rules! in_transaction {
-        ($tx:expr, $variant:ident) => {{
-            let mut tx = $tx;
-            let mut read_tx = ReadTx::$variant(&mut *tx);
-            let moved = !checkpoint::advance(
-                &mut read_tx,
-                projection.name(),
-                generation.generation,
-                generation.checkpoint,
-                last,
-                count,
-                state,
-            )
-            .await?;
-            if moved {
-                tx.rollback().await?;
-                return Ok(BatchOutcome::Moved);
-            }
-            projection.apply(&mut read_tx, &target, events).await?;
-            tx.commit().await?;
-        }};
-    }
-    match inner.log.db() {
-        Db::Postgres(pool) => in_transaction!(pool.begin().await?, Postgres),
-        // IMMEDIATE: take the write lock up front, so the transaction never fails half-way on
-        // a lock upgrade.
-        Db::Sqlite(pool) => in_transaction!(pool.begin_with("BEGIN IMMEDIATE").await?, Sqlite),
-    }
-    Ok(BatchOutcome::Applied)
+        let last = events.last().expect("batches are never empty").position;
+        let count = events.len() as i64;
+        let target = generation.target();
+        macro_rules! in_transaction {
+            ($tx:expr, $variant:ident) => {{
+                let mut tx = $tx;
+                let mut read_tx = ReadTx::$variant(&mut *tx);
+                let moved = !checkpoint::advance(
+                    &mut read_tx,
+                    projection.name(),
+                    generation.generation,
+                    generation.checkpoint,
+                    last,
+                    count,
+                    state,
+                )
+                .await?;
+                if moved {
+                    tx.rollback().await?;
+                    return Ok(BatchOutcome::Moved);
+                }
+                projection.apply(&mut read_tx, &target, events).await?;
+                tx.commit().await?;
+            }};
+        }
+        match inner.log.db() {
+            Db::Postgres(pool) => in_transaction!(pool.begin().await?, Postgres),
+            // IMMEDIATE: take the write lock up front, so the transaction never fails half-way on
+            // a lock upgrade.
+            Db::Sqlite(pool) => in_transaction!(pool.begin_with("BEGIN IMMEDIATE").await?, Sqlite),
+        }
+        Ok(BatchOutcome::Applied)
     })
 }
 

@@ -91,7 +91,9 @@ impl TestDb {
             Ok(_) => panic!("DYNAMOI_TEST_POSTGRES_URL must be a postgres:// URL"),
             Err(error) => {
                 let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-                let skip = std::env::var("DYNAMOI_TEST_SKIP_POSTGRES").map(|v| v == "1").unwrap_or(false);
+                let skip = std::env::var("DYNAMOI_TEST_SKIP_POSTGRES")
+                    .map(|v| v == "1")
+                    .unwrap_or(false);
                 if skip && !ci {
                     eprintln!("PostgreSQL at {admin_url} is unreachable ({error}); skipped as DYNAMOI_TEST_SKIP_POSTGRES=1 asks");
                     return None;
@@ -278,7 +280,10 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.expect("the server task ends").expect("the server stops cleanly");
+            server
+                .await
+                .expect("the server task ends")
+                .expect("the server stops cleanly");
         }
         // The app closed its pool on the way out; reopen one for the caller.
         let db = Db::connect(&self.db.url, 4).await.expect("reopen the test database");

@@ -9,7 +9,9 @@ use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-pub fn routes(ctx: impl Filter<Extract = (Ctx,), Error = Rejection> + Clone + Send + Sync + 'static) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
+pub fn routes(
+    ctx: impl Filter<Extract = (Ctx,), Error = Rejection> + Clone + Send + Sync + 'static,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .and(ctx.clone())
@@ -22,16 +24,13 @@ pub fn routes(ctx: impl Filter<Extract = (Ctx,), Error = Rejection> + Clone + Se
         .and(warp::get())
         .and(ctx.clone())
         .then(|ctx: Ctx| async move { finish(&ctx.request_id, metrics(&ctx).await) });
-    let openapi = warp::path!("openapi.json")
-        .and(warp::get())
-        .and(ctx)
-        .map(|ctx: Ctx| {
-            let mut response = Response::new(OPENAPI.into());
-            response
-                .headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
-            finish(&ctx.request_id, Ok(response))
-        });
+    let openapi = warp::path!("openapi.json").and(warp::get()).and(ctx).map(|ctx: Ctx| {
+        let mut response = Response::new(OPENAPI.into());
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        finish(&ctx.request_id, Ok(response))
+    });
     healthz.or(readyz).unify().or(metrics).unify().or(openapi).unify()
 }
 
@@ -54,7 +53,14 @@ async fn readyz(ctx: &Ctx) -> Result<Response, ApiError> {
         "store": if store { "ok" } else { "unreachable" },
         "stalled_projections": stalled,
     });
-    json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
+    json(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &body,
+    )
 }
 
 async fn metrics(ctx: &Ctx) -> Result<Response, ApiError> {
@@ -68,8 +74,11 @@ async fn metrics(ctx: &Ctx) -> Result<Response, ApiError> {
         let name = status.name.clone();
         metrics::gauge!("dynamoi_projection_lag_events", "projection" => name.clone()).set(status.lag_events as f64);
         metrics::gauge!("dynamoi_projection_lag_seconds", "projection" => name.clone()).set(status.lag_seconds);
-        metrics::gauge!("dynamoi_projection_stalled", "projection" => name.clone())
-            .set(if status.state == "stalled" { 1.0 } else { 0.0 });
+        metrics::gauge!("dynamoi_projection_stalled", "projection" => name.clone()).set(if status.state == "stalled" {
+            1.0
+        } else {
+            0.0
+        });
         metrics::gauge!("dynamoi_projection_position", "projection" => name).set(status.position.global as f64);
     }
     let mut response = Response::new(telemetry::metrics_handle().render().into());

@@ -70,10 +70,7 @@ fn context(state: Arc<AppState>) -> impl Filter<Extract = (Ctx,), Error = Reject
 }
 
 /// Query parameters, refusing any name not in `allowed` so that typos are reported.
-pub fn query_params(
-    raw: &HashMap<String, String>,
-    allowed: &[&str],
-) -> Result<HashMap<String, String>, ApiError> {
+pub fn query_params(raw: &HashMap<String, String>, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
     if let Some(unknown) = raw.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::InvalidRequest(format!(
             "unknown query parameter `{}`; allowed: {}",
@@ -117,7 +114,9 @@ pub fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<Respons
 }
 
 /// The JSON body of a command request: size-limited, `application/json` only.
-pub fn json_body(max_bytes: u64) -> impl Filter<Extract = (Option<String>, bytes::Bytes), Error = Rejection> + Clone + Send + Sync + 'static {
+pub fn json_body(
+    max_bytes: u64,
+) -> impl Filter<Extract = (Option<String>, bytes::Bytes), Error = Rejection> + Clone + Send + Sync + 'static {
     warp::body::content_length_limit(max_bytes)
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::body::bytes())
@@ -126,7 +125,13 @@ pub fn json_body(max_bytes: u64) -> impl Filter<Extract = (Option<String>, bytes
 /// Parses a JSON command body, with the reason when it does not fit.
 pub fn parse_json<T: serde::de::DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, ApiError> {
     let is_json = content_type
-        .map(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
         .unwrap_or(false);
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
@@ -142,12 +147,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(content_type: Option<&str>, bo
 }
 
 /// Every route, with the rejection mapping and request metrics.
-pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let max_body = state.settings.max_body_bytes;
     let ctx = context(state);
-    let routes = health::routes(ctx.clone())
-        .or(policies::routes(ctx, max_body))
-        .unify();
+    let routes = health::routes(ctx.clone()).or(policies::routes(ctx, max_body)).unify();
     routes
         .recover(move |rejection| recover(rejection, max_body))
         .unify()

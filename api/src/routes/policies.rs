@@ -27,9 +27,11 @@ pub fn routes(
         .and(warp::post())
         .and(ctx.clone())
         .and(json_body(max_body))
-        .then(|ctx: Ctx, content_type: Option<String>, body: bytes::Bytes| async move {
-            finish(&ctx.request_id, publish(&ctx, content_type.as_deref(), &body).await)
-        });
+        .then(
+            |ctx: Ctx, content_type: Option<String>, body: bytes::Bytes| async move {
+                finish(&ctx.request_id, publish(&ctx, content_type.as_deref(), &body).await)
+            },
+        );
     let list = warp::path!("v1" / "policies")
         .and(warp::get())
         .and(ctx.clone())
@@ -74,11 +76,17 @@ struct VersionView {
 
 fn document_id(raw: Option<&String>) -> Result<String, ApiError> {
     let id = raw.map(String::as_str).unwrap_or(DEFAULT_DOCUMENT);
-    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(id.to_string())
     } else {
-        Err(ApiError::Validation("document_id must be 1 to 64 lower-case letters, digits or dashes".into()))
+        Err(ApiError::Validation(
+            "document_id must be 1 to 64 lower-case letters, digits or dashes".into(),
+        ))
     }
 }
 
@@ -115,9 +123,9 @@ async fn publish(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<R
         .await
         .map_err(|e| match e {
             CommandError::Rejected(rule) => match rule {
-                PolicyError::LabelAlreadyPublished(_) | PolicyError::TextAlreadyPublished(_) | PolicyError::OutOfOrder { .. } => {
-                    ApiError::Conflict(rule.to_string())
-                }
+                PolicyError::LabelAlreadyPublished(_)
+                | PolicyError::TextAlreadyPublished(_)
+                | PolicyError::OutOfOrder { .. } => ApiError::Conflict(rule.to_string()),
                 _ => ApiError::Validation(rule.to_string()),
             },
             CommandError::Log(log) => log.into(),
@@ -148,8 +156,17 @@ async fn list(ctx: &Ctx, query: HashMap<String, String>) -> Result<Response, Api
     let query = query_params(&query, &["document_id", "locale", "min_position"])?;
     ctx.wait_for_position(PROJECTION, query.get("min_position")).await?;
     let document_id = document_id(query.get("document_id"))?;
-    let versions = select_versions(ctx.state.log.db(), &document_id, query.get("locale").map(String::as_str), None).await?;
-    json(StatusCode::OK, &serde_json::json!({ "document_id": document_id, "versions": versions }))
+    let versions = select_versions(
+        ctx.state.log.db(),
+        &document_id,
+        query.get("locale").map(String::as_str),
+        None,
+    )
+    .await?;
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "document_id": document_id, "versions": versions }),
+    )
 }
 
 async fn current(ctx: &Ctx, query: HashMap<String, String>) -> Result<Response, ApiError> {
@@ -171,7 +188,12 @@ async fn current(ctx: &Ctx, query: HashMap<String, String>) -> Result<Response, 
     }
 }
 
-async fn select_versions(db: &Db, document_id: &str, locale: Option<&str>, in_force_on: Option<&str>) -> Result<Vec<VersionView>, ApiError> {
+async fn select_versions(
+    db: &Db,
+    document_id: &str,
+    locale: Option<&str>,
+    in_force_on: Option<&str>,
+) -> Result<Vec<VersionView>, ApiError> {
     let sql = "SELECT document_id, version_number, label, effective_date, locale, text_sha256, summary_of_changes, published_at \
                FROM policy_versions WHERE document_id = $1 AND ($2 IS NULL OR locale = $2) \
                AND ($3 IS NULL OR effective_date <= $3) ORDER BY version_number";

@@ -40,9 +40,13 @@ impl Projection for PolicyVersions {
              ON CONFLICT (document_id, version_number) DO NOTHING",
             target.table("policy_versions")
         );
-        for event in events.iter().filter(|e| e.aggregate_type == domain::policy::PolicyDocument::TYPE) {
-            let PolicyEvent::PolicyVersionPublished(version) =
-                event.decode::<PolicyEvent>().map_err(|e| ProjectionError::undecodable(event, e))?;
+        for event in events
+            .iter()
+            .filter(|e| e.aggregate_type == domain::policy::PolicyDocument::TYPE)
+        {
+            let PolicyEvent::PolicyVersionPublished(version) = event
+                .decode::<PolicyEvent>()
+                .map_err(|e| ProjectionError::undecodable(event, e))?;
             let published_at = event.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
             dispatch!(tx, ReadTx, |conn| {
                 sqlx::query(&sql)
