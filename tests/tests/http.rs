@@ -72,53 +72,78 @@ async fn problem(response: reqwest::Response, status: StatusCode, code: &str) ->
     body
 }
 
-on_both_backends!(a_published_version_is_read_back_with_its_consistency_token, &[], |app| {
-    let support = app.token("support-1", Role::Support);
-    let person = app.token("person-1", Role::Person);
-    let response = publish(&app, &support, &version("2026-11", "2026-11-01", "the text")).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let header_position = response.headers()["x-dynamoi-position"].to_str().unwrap().to_string();
-    let created: Value = response.json().await.unwrap();
-    assert_eq!(created["version_number"], 1);
-    assert_eq!(created["position"], header_position.as_str());
-    // The server hashed the text and kept only the hash.
-    assert_eq!(created["text_sha256"], hex::encode(Sha256::digest(b"the text")));
-    let token = created["position"].as_str().unwrap();
+on_both_backends!(
+    a_published_version_is_read_back_with_its_consistency_token,
+    &[],
+    |app| {
+        let support = app.token("support-1", Role::Support);
+        let person = app.token("person-1", Role::Person);
+        let response = publish(&app, &support, &version("2026-11", "2026-11-01", "the text")).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let header_position = response.headers()["x-dynamoi-position"].to_str().unwrap().to_string();
+        let created: Value = response.json().await.unwrap();
+        assert_eq!(created["version_number"], 1);
+        assert_eq!(created["position"], header_position.as_str());
+        // The server hashed the text and kept only the hash.
+        assert_eq!(created["text_sha256"], hex::encode(Sha256::digest(b"the text")));
+        let token = created["position"].as_str().unwrap();
 
-    let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&person))
+        let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&person))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let versions = listed["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0]["label"], "2026-11");
+        assert_eq!(versions[0]["locale"], "ur-PK");
+        assert_eq!(versions[0]["effective_date"], "2026-11-01");
+
+        let current = get(
+            &app,
+            &format!("/v1/policies/current?locale=ur-PK&min_position={token}"),
+            Some(&person),
+        )
+        .await;
+        assert_eq!(current.status(), StatusCode::OK);
+        let current: Value = current.json().await.unwrap();
+        assert_eq!(current["label"], "2026-11");
+        assert_eq!(current["version_number"], 1);
+    }
+);
+
+on_both_backends!(
+    the_current_version_is_the_latest_in_force_not_a_future_one,
+    &[],
+    |app| {
+        let support = app.token("support-1", Role::Support);
+        let first = publish(&app, &support, &version("v1", "2020-01-01", "one")).await;
+        assert_eq!(first.status(), StatusCode::CREATED);
+        let future = publish(&app, &support, &version("v2", "2999-01-01", "two")).await;
+        assert_eq!(future.status(), StatusCode::CREATED);
+        let token = future.json::<Value>().await.unwrap()["position"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let current: Value = get(
+            &app,
+            &format!("/v1/policies/current?min_position={token}"),
+            Some(&support),
+        )
         .await
         .json()
         .await
         .unwrap();
-    let versions = listed["versions"].as_array().unwrap();
-    assert_eq!(versions.len(), 1);
-    assert_eq!(versions[0]["label"], "2026-11");
-    assert_eq!(versions[0]["locale"], "ur-PK");
-    assert_eq!(versions[0]["effective_date"], "2026-11-01");
-
-    let current = get(&app, &format!("/v1/policies/current?locale=ur-PK&min_position={token}"), Some(&person)).await;
-    assert_eq!(current.status(), StatusCode::OK);
-    let current: Value = current.json().await.unwrap();
-    assert_eq!(current["label"], "2026-11");
-    assert_eq!(current["version_number"], 1);
-});
-
-on_both_backends!(the_current_version_is_the_latest_in_force_not_a_future_one, &[], |app| {
-    let support = app.token("support-1", Role::Support);
-    let first = publish(&app, &support, &version("v1", "2020-01-01", "one")).await;
-    assert_eq!(first.status(), StatusCode::CREATED);
-    let future = publish(&app, &support, &version("v2", "2999-01-01", "two")).await;
-    assert_eq!(future.status(), StatusCode::CREATED);
-    let token = future.json::<Value>().await.unwrap()["position"].as_str().unwrap().to_string();
-    let current: Value = get(&app, &format!("/v1/policies/current?min_position={token}"), Some(&support))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(current["label"], "v1");
-    let missing = get(&app, &format!("/v1/policies/current?locale=en&min_position={token}"), Some(&support)).await;
-    problem(missing, StatusCode::NOT_FOUND, "not_found").await;
-});
+        assert_eq!(current["label"], "v1");
+        let missing = get(
+            &app,
+            &format!("/v1/policies/current?locale=en&min_position={token}"),
+            Some(&support),
+        )
+        .await;
+        problem(missing, StatusCode::NOT_FOUND, "not_found").await;
+    }
+);
 
 on_both_backends!(publishing_needs_a_token_and_the_support_role, &[], |app| {
     let person = app.token("person-1", Role::Person);
@@ -139,73 +164,142 @@ on_both_backends!(publishing_needs_a_token_and_the_support_role, &[], |app| {
     assert_eq!(listed["versions"], json!([]), "a refused command stores nothing");
 });
 
-on_both_backends!(a_duplicate_or_out_of_order_version_is_a_conflict_and_changes_nothing, &[], |app| {
-    let support = app.token("support-1", Role::Support);
-    let ok = publish(&app, &support, &version("2026-06", "2026-06-01", "a")).await;
-    assert_eq!(ok.status(), StatusCode::CREATED);
-    let token = ok.json::<Value>().await.unwrap()["position"].as_str().unwrap().to_string();
-    let again = publish(&app, &support, &version("2026-06", "2026-07-01", "b")).await;
-    let body = problem(again, StatusCode::CONFLICT, "conflict").await;
-    assert_eq!(body["detail"], "version `2026-06` has already been published");
-    let earlier = publish(&app, &support, &version("2026-05", "2026-05-01", "c")).await;
-    problem(earlier, StatusCode::CONFLICT, "conflict").await;
-    let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&support))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed["versions"].as_array().unwrap().len(), 1);
-});
+on_both_backends!(
+    a_duplicate_or_out_of_order_version_is_a_conflict_and_changes_nothing,
+    &[],
+    |app| {
+        let support = app.token("support-1", Role::Support);
+        let ok = publish(&app, &support, &version("2026-06", "2026-06-01", "a")).await;
+        assert_eq!(ok.status(), StatusCode::CREATED);
+        let token = ok.json::<Value>().await.unwrap()["position"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let again = publish(&app, &support, &version("2026-06", "2026-07-01", "b")).await;
+        let body = problem(again, StatusCode::CONFLICT, "conflict").await;
+        assert_eq!(body["detail"], "version `2026-06` has already been published");
+        let earlier = publish(&app, &support, &version("2026-05", "2026-05-01", "c")).await;
+        problem(earlier, StatusCode::CONFLICT, "conflict").await;
+        let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&support))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["versions"].as_array().unwrap().len(), 1);
+    }
+);
 
-on_both_backends!(malformed_requests_get_specific_problems, &[("DYNAMOI_MAX_BODY_BYTES", "2048")], |app| {
-    let support = app.token("support-1", Role::Support);
-    let url = format!("{}/v1/policies", app.base_url);
-    let not_json = app.client.post(&url).bearer_auth(&support).body("label=x").header("content-type", "text/plain").send().await.unwrap();
-    problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
-    let broken = app.client.post(&url).bearer_auth(&support).header("content-type", "application/json").body("{\"label\":").send().await.unwrap();
-    problem(broken, StatusCode::BAD_REQUEST, "invalid_request").await;
-    let mut unknown_field = version("v1", "2026-01-01", "t");
-    unknown_field["colour"] = json!("blue");
-    let body = problem(publish(&app, &support, &unknown_field).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    assert!(body["detail"].as_str().unwrap().contains("colour"), "{body}");
-    let mut both = version("v1", "2026-01-01", "t");
-    both["text_sha256"] = json!("a".repeat(64));
-    problem(publish(&app, &support, &both).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let mut bad_date = version("v1", "2026-01-01", "t");
-    bad_date["effective_date"] = json!("yesterday");
-    problem(publish(&app, &support, &bad_date).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let mut bad_locale = version("v1", "2026-01-01", "t");
-    bad_locale["locale"] = json!("not a locale");
-    let body = problem(publish(&app, &support, &bad_locale).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    assert!(body["detail"].as_str().unwrap().contains("BCP 47"));
-    let huge = version("v1", "2026-01-01", &"x".repeat(4096));
-    problem(publish(&app, &support, &huge).await, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
-    let bad_query = get(&app, "/v1/policies?colour=blue", Some(&support)).await;
-    problem(bad_query, StatusCode::BAD_REQUEST, "invalid_request").await;
-    let bad_token = get(&app, "/v1/policies?min_position=soon", Some(&support)).await;
-    problem(bad_token, StatusCode::BAD_REQUEST, "invalid_request").await;
-    let listed: Value = get(&app, "/v1/policies", Some(&support)).await.json().await.unwrap();
-    assert_eq!(listed["versions"], json!([]), "refused requests store nothing");
-});
+on_both_backends!(
+    malformed_requests_get_specific_problems,
+    &[("DYNAMOI_MAX_BODY_BYTES", "2048")],
+    |app| {
+        let support = app.token("support-1", Role::Support);
+        let url = format!("{}/v1/policies", app.base_url);
+        let not_json = app
+            .client
+            .post(&url)
+            .bearer_auth(&support)
+            .body("label=x")
+            .header("content-type", "text/plain")
+            .send()
+            .await
+            .unwrap();
+        problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+        let broken = app
+            .client
+            .post(&url)
+            .bearer_auth(&support)
+            .header("content-type", "application/json")
+            .body("{\"label\":")
+            .send()
+            .await
+            .unwrap();
+        problem(broken, StatusCode::BAD_REQUEST, "invalid_request").await;
+        let mut unknown_field = version("v1", "2026-01-01", "t");
+        unknown_field["colour"] = json!("blue");
+        let body = problem(
+            publish(&app, &support, &unknown_field).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(body["detail"].as_str().unwrap().contains("colour"), "{body}");
+        let mut both = version("v1", "2026-01-01", "t");
+        both["text_sha256"] = json!("a".repeat(64));
+        problem(
+            publish(&app, &support, &both).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        let mut bad_date = version("v1", "2026-01-01", "t");
+        bad_date["effective_date"] = json!("yesterday");
+        problem(
+            publish(&app, &support, &bad_date).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        let mut bad_locale = version("v1", "2026-01-01", "t");
+        bad_locale["locale"] = json!("not a locale");
+        let body = problem(
+            publish(&app, &support, &bad_locale).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(body["detail"].as_str().unwrap().contains("BCP 47"));
+        let huge = version("v1", "2026-01-01", &"x".repeat(4096));
+        problem(
+            publish(&app, &support, &huge).await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        )
+        .await;
+        let bad_query = get(&app, "/v1/policies?colour=blue", Some(&support)).await;
+        problem(bad_query, StatusCode::BAD_REQUEST, "invalid_request").await;
+        let bad_token = get(&app, "/v1/policies?min_position=soon", Some(&support)).await;
+        problem(bad_token, StatusCode::BAD_REQUEST, "invalid_request").await;
+        let listed: Value = get(&app, "/v1/policies", Some(&support)).await.json().await.unwrap();
+        assert_eq!(listed["versions"], json!([]), "refused requests store nothing");
+    }
+);
 
-on_both_backends!(a_read_waiting_for_an_unreached_position_says_the_read_model_is_behind, &[("DYNAMOI_CONSISTENCY_WAIT_MS", "200")], |app| {
-    let person = app.token("person-1", Role::Person);
-    let response = get(&app, "/v1/policies?min_position=999999999.999999999", Some(&person)).await;
-    assert_eq!(response.headers()["retry-after"], "1");
-    let body = problem(response, StatusCode::SERVICE_UNAVAILABLE, "read_model_behind").await;
-    assert!(body["detail"].as_str().unwrap().contains("policy_versions"));
-});
+on_both_backends!(
+    a_read_waiting_for_an_unreached_position_says_the_read_model_is_behind,
+    &[("DYNAMOI_CONSISTENCY_WAIT_MS", "200")],
+    |app| {
+        let person = app.token("person-1", Role::Person);
+        let response = get(&app, "/v1/policies?min_position=999999999.999999999", Some(&person)).await;
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body = problem(response, StatusCode::SERVICE_UNAVAILABLE, "read_model_behind").await;
+        assert!(body["detail"].as_str().unwrap().contains("policy_versions"));
+    }
+);
 
 on_both_backends!(unknown_routes_and_methods_answer_problems, &[], |app| {
-    problem(get(&app, "/v1/nothing-here", None).await, StatusCode::NOT_FOUND, "not_found").await;
-    let delete = app.client.delete(format!("{}/v1/policies", app.base_url)).send().await.unwrap();
+    problem(
+        get(&app, "/v1/nothing-here", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let delete = app
+        .client
+        .delete(format!("{}/v1/policies", app.base_url))
+        .send()
+        .await
+        .unwrap();
     problem(delete, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 });
 
 on_both_backends!(health_readiness_metrics_and_openapi_answer, &[], |app| {
     let support = app.token("support-1", Role::Support);
     let created = publish(&app, &support, &version("v1", "2026-01-01", "t")).await;
-    let token = created.json::<Value>().await.unwrap()["position"].as_str().unwrap().to_string();
+    let token = created.json::<Value>().await.unwrap()["position"]
+        .as_str()
+        .unwrap()
+        .to_string();
     get(&app, &format!("/v1/policies?min_position={token}"), Some(&support)).await;
 
     let health = get(&app, "/healthz", None).await;
@@ -247,7 +341,10 @@ on_both_backends!(what_was_acknowledged_survives_a_restart, &[], |app| {
     let support = app.token("support-1", Role::Support);
     let created = publish(&app, &support, &version("v1", "2026-01-01", "t")).await;
     assert_eq!(created.status(), StatusCode::CREATED);
-    let token = created.json::<Value>().await.unwrap()["position"].as_str().unwrap().to_string();
+    let token = created.json::<Value>().await.unwrap()["position"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let db = app.stop().await;
     let app = TestApp::spawn_on(db, &[]).await;
     // The token from before the restart still means the same place in the log.
