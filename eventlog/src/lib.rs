@@ -18,12 +18,14 @@
 //!
 //! Layout: [`db`] (pools, migrations, dialect dispatch), [`event`] (event and metadata types),
 //! [`position`], `postgres`/`sqlite` (the SQL of each backend), [`log`] (the [`EventLog`]),
-//! [`command`] (load, decide, append with retry on conflict).
+//! [`command`] (load, decide, append with retry on conflict), [`idempotency`] (Idempotency-Key
+//! records of command endpoints).
 
 pub mod command;
 pub mod db;
 pub mod error;
 pub mod event;
+pub mod idempotency;
 pub mod log;
 pub mod position;
 mod postgres;

@@ -358,3 +358,55 @@ on_both_backends!(what_was_acknowledged_survives_a_restart, &[], |app| {
     problem(again, StatusCode::CONFLICT, "conflict").await;
     app.stop().await;
 });
+
+on_both_backends!(
+    a_retried_command_with_the_same_idempotency_key_is_applied_once,
+    &[],
+    |app| {
+        let support = app.token("support-1", Role::Support);
+        let send = |key: &'static str, body: Value| {
+            app.client
+                .post(format!("{}/v1/policies", app.base_url))
+                .bearer_auth(&support)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+        };
+        let first = send("key-1", version("v1", "2026-01-01", "t")).await.unwrap();
+        assert_eq!(first.status(), StatusCode::CREATED);
+        assert!(!first.headers().contains_key("idempotent-replayed"));
+        let first: Value = first.json().await.unwrap();
+
+        let retry = send("key-1", version("v1", "2026-01-01", "t")).await.unwrap();
+        assert_eq!(retry.status(), StatusCode::CREATED, "the stored answer, not a conflict");
+        assert_eq!(retry.headers()["idempotent-replayed"], "true");
+        let retry: Value = retry.json().await.unwrap();
+        assert_eq!(retry, first);
+
+        let reused = send("key-1", version("v2", "2026-02-01", "u")).await.unwrap();
+        problem(reused, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+
+        let token = first["position"].as_str().unwrap();
+        let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&support))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed["versions"].as_array().unwrap().len(),
+            1,
+            "one version despite three requests"
+        );
+        let events: i64 = match &app.db.db {
+            eventlog::Db::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+            eventlog::Db::Sqlite(pool) => sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        };
+        assert_eq!(events, 1);
+    }
+);

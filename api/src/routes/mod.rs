@@ -6,6 +6,7 @@ pub mod policies;
 use crate::auth::{Authenticator, Caller};
 use crate::settings::Settings;
 use crate::{telemetry, ApiError};
+use eventlog::idempotency::{self, Claim};
 use eventlog::{EventLog, Position};
 use projections::Engine;
 use std::collections::HashMap;
@@ -100,6 +101,82 @@ pub fn finish(request_id: &str, result: Result<Response, ApiError>) -> Response 
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The answer of a command endpoint before it becomes a response, so that it can be stored
+/// and replayed for a retry carrying the same `Idempotency-Key`.
+pub struct CommandReply {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+}
+
+impl CommandReply {
+    fn into_response(self, replayed: bool) -> Result<Response, ApiError> {
+        let mut response = json(self.status, &self.body)?;
+        if let Some(position) = self.body.get("position").and_then(|p| p.as_str()) {
+            if let Ok(value) = HeaderValue::from_str(position) {
+                response.headers_mut().insert("x-dynamoi-position", value);
+            }
+        }
+        if replayed {
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        Ok(response)
+    }
+}
+
+/// Runs a command handler under the request's `Idempotency-Key`, if it has one: the first
+/// request with a key runs and its success is stored; a retry with the same key and body gets
+/// the stored answer (and changes nothing); the same key with another body is refused. A
+/// refused or failed command stores nothing, so its retry runs again.
+pub async fn run_command<F, Fut>(
+    ctx: &Ctx,
+    endpoint: &str,
+    idempotency_key: Option<&str>,
+    body: &[u8],
+    run: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<CommandReply, ApiError>>,
+{
+    let Some(key) = idempotency_key else {
+        return run().await?.into_response(false);
+    };
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::InvalidRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        ));
+    }
+    // Keys are per caller and endpoint: another caller's key can neither collide nor replay.
+    let scope = format!("{endpoint} {}", ctx.caller()?.actor());
+    let request_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+    let db = ctx.state.log.db();
+    match idempotency::claim(db, &scope, key, &request_hash).await? {
+        Claim::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).map_err(|_| ApiError::Internal)?;
+            let body = serde_json::from_str(&body).map_err(|_| ApiError::Internal)?;
+            CommandReply { status, body }.into_response(true)
+        }
+        Claim::Mismatch => Err(ApiError::Validation(
+            "this Idempotency-Key was already used with a different request body".into(),
+        )),
+        Claim::InProgress => Err(ApiError::Conflict(
+            "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+        )),
+        Claim::Claimed => match run().await {
+            Ok(reply) => {
+                idempotency::complete(db, &scope, key, reply.status.as_u16(), &reply.body.to_string()).await?;
+                reply.into_response(false)
+            }
+            Err(error) => {
+                idempotency::release(db, &scope, key).await?;
+                Err(error)
+            }
+        },
+    }
 }
 
 /// A JSON response.

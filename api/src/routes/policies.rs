@@ -1,7 +1,7 @@
 //! Privacy-policy versions (P28): `POST /v1/policies` (support), `GET /v1/policies`,
 //! `GET /v1/policies/current`.
 
-use super::{finish, json, json_body, parse_json, query_params, Ctx};
+use super::{finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
 use crate::auth::Role;
 use crate::ApiError;
 use chrono::NaiveDate;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::HashMap;
-use warp::http::{HeaderValue, StatusCode};
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -26,10 +26,15 @@ pub fn routes(
     let publish = warp::path!("v1" / "policies")
         .and(warp::post())
         .and(ctx.clone())
+        .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body(max_body))
         .then(
-            |ctx: Ctx, content_type: Option<String>, body: bytes::Bytes| async move {
-                finish(&ctx.request_id, publish(&ctx, content_type.as_deref(), &body).await)
+            |ctx: Ctx, key: Option<String>, content_type: Option<String>, body: bytes::Bytes| async move {
+                let result = run_command(&ctx, "publish-policy", key.as_deref(), &body, || {
+                    publish(&ctx, content_type.as_deref(), &body)
+                })
+                .await;
+                finish(&ctx.request_id, result)
             },
         );
     let list = warp::path!("v1" / "policies")
@@ -90,7 +95,7 @@ fn document_id(raw: Option<&String>) -> Result<String, ApiError> {
     }
 }
 
-async fn publish(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+async fn publish(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<CommandReply, ApiError> {
     let caller = ctx.caller()?;
     caller.require(&[Role::Support])?;
     let request: PublishRequest = parse_json(content_type, body)?;
@@ -134,21 +139,19 @@ async fn publish(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<R
         return Err(ApiError::Internal);
     };
     let position = outcome.position.map(|p| p.to_string()).unwrap_or_default();
-    let body = serde_json::json!({
-        "document_id": document_id,
-        "version_number": version.version_number,
-        "label": version.label,
-        "effective_date": version.effective_date.to_string(),
-        "locale": version.locale,
-        "text_sha256": version.text_sha256,
-        "summary_of_changes": version.summary_of_changes,
-        "position": position,
-    });
-    let mut response = json(StatusCode::CREATED, &body)?;
-    if let Ok(value) = HeaderValue::from_str(&position) {
-        response.headers_mut().insert("x-dynamoi-position", value);
-    }
-    Ok(response)
+    Ok(CommandReply {
+        status: StatusCode::CREATED,
+        body: serde_json::json!({
+            "document_id": document_id,
+            "version_number": version.version_number,
+            "label": version.label,
+            "effective_date": version.effective_date.to_string(),
+            "locale": version.locale,
+            "text_sha256": version.text_sha256,
+            "summary_of_changes": version.summary_of_changes,
+            "position": position,
+        }),
+    })
 }
 
 async fn list(ctx: &Ctx, query: HashMap<String, String>) -> Result<Response, ApiError> {
