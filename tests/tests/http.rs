@@ -57,6 +57,11 @@ async fn get(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Respons
     request.send().await.expect("the request is sent")
 }
 
+/// GETs `path` and decodes the JSON answer.
+async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    get(app, path, Some(token)).await.json().await.expect("a JSON answer")
+}
+
 /// Asserts a problem+json answer with this status and code, and returns its body.
 async fn problem(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status);
@@ -88,11 +93,7 @@ on_both_backends!(
         assert_eq!(created["text_sha256"], hex::encode(Sha256::digest(b"the text")));
         let token = created["position"].as_str().unwrap();
 
-        let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&person))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let listed: Value = get_json(&app, &format!("/v1/policies?min_position={token}"), &person).await;
         let versions = listed["versions"].as_array().unwrap();
         assert_eq!(versions.len(), 1);
         assert_eq!(versions[0]["label"], "2026-11");
@@ -160,7 +161,7 @@ on_both_backends!(publishing_needs_a_token_and_the_support_role, &[], |app| {
     problem(anonymous, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let forged = publish(&app, "not-a-token", &version("v1", "2026-01-01", "t")).await;
     problem(forged, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let listed: Value = get(&app, "/v1/policies", Some(&person)).await.json().await.unwrap();
+    let listed: Value = get_json(&app, "/v1/policies", &person).await;
     assert_eq!(listed["versions"], json!([]), "a refused command stores nothing");
 });
 
@@ -180,11 +181,7 @@ on_both_backends!(
         assert_eq!(body["detail"], "version `2026-06` has already been published");
         let earlier = publish(&app, &support, &version("2026-05", "2026-05-01", "c")).await;
         problem(earlier, StatusCode::CONFLICT, "conflict").await;
-        let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&support))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let listed: Value = get_json(&app, &format!("/v1/policies?min_position={token}"), &support).await;
         assert_eq!(listed["versions"].as_array().unwrap().len(), 1);
     }
 );
@@ -260,7 +257,7 @@ on_both_backends!(
         problem(bad_query, StatusCode::BAD_REQUEST, "invalid_request").await;
         let bad_token = get(&app, "/v1/policies?min_position=soon", Some(&support)).await;
         problem(bad_token, StatusCode::BAD_REQUEST, "invalid_request").await;
-        let listed: Value = get(&app, "/v1/policies", Some(&support)).await.json().await.unwrap();
+        let listed: Value = get_json(&app, "/v1/policies", &support).await;
         assert_eq!(listed["versions"], json!([]), "refused requests store nothing");
     }
 );
@@ -348,11 +345,7 @@ on_both_backends!(what_was_acknowledged_survives_a_restart, &[], |app| {
     let db = app.stop().await;
     let app = TestApp::spawn_on(db, &[]).await;
     // The token from before the restart still means the same place in the log.
-    let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&support))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&app, &format!("/v1/policies?min_position={token}"), &support).await;
     assert_eq!(listed["versions"].as_array().unwrap().len(), 1);
     let again = publish(&app, &support, &version("v1", "2026-02-01", "u")).await;
     problem(again, StatusCode::CONFLICT, "conflict").await;
@@ -387,11 +380,7 @@ on_both_backends!(
         problem(reused, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 
         let token = first["position"].as_str().unwrap();
-        let listed: Value = get(&app, &format!("/v1/policies?min_position={token}"), Some(&support))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let listed: Value = get_json(&app, &format!("/v1/policies?min_position={token}"), &support).await;
         assert_eq!(
             listed["versions"].as_array().unwrap().len(),
             1,
