@@ -9,7 +9,7 @@ use sqlx::Row;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tests::{both_backends, wait_until, TestDb};
+use tests::{both_backends, wait_until};
 
 fn fast() -> EngineConfig {
     EngineConfig {
