@@ -7,6 +7,9 @@
 //! Layout:
 //! - [`aggregate`]: the [`Aggregate`] and [`DomainEvent`] traits every aggregate implements.
 //! - [`policy`]: privacy-policy versions (policy clause P28).
+//! - [`account`]: sign-up, the age gate ([`age`]), rectification, child accounts (P2, P27).
+//! - [`consent`]: consents, policy acceptances, click ids, and the history fold (P6, P14, P15, P20, P28, P31).
+//! - [`sealed`]: personal fields as the vault sealed them; the domain never sees plaintext.
 //! - [`testing`]: the given/when/then harness that every business rule is tested with.
 //!
 //! Why not `cqrs_es::Aggregate` directly: cqrs-es 0.5.0 depends on tokio (its `EventSink`
@@ -15,8 +18,12 @@
 //! `Error`, `handle`, `apply`, `event_type`, `event_version`) so the mapping stays one to one;
 //! see `docs/adr/0001-pure-domain-traits.md`.
 
+pub mod account;
+pub mod age;
 pub mod aggregate;
+pub mod consent;
 pub mod policy;
+pub mod sealed;
 pub mod testing;
 
 pub use aggregate::{Aggregate, DomainEvent};

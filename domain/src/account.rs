@@ -1,0 +1,316 @@
+//! Accounts (P2, P27): sign-up from the auth provider with name, email and avatar URL sealed
+//! under the person's key; the age gate by country; rectifying profile fields; marking an
+//! account as a child's (whose keys the service then destroys at once).
+
+use crate::age;
+use crate::sealed::Sealed;
+use crate::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+/// Where the person signed up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthProvider {
+    Google,
+    Meta,
+    Email,
+}
+
+/// Why an account was marked as a child's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildReport {
+    /// Support learned it (a report, the person's own statement).
+    ReportedToSupport,
+    /// A parent or guardian told us.
+    ParentOrGuardian,
+}
+
+/// Commands an account accepts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AccountCommand {
+    SignUp {
+        provider: AuthProvider,
+        provider_subject: Sealed,
+        name: Sealed,
+        email: Sealed,
+        avatar_url: Option<Sealed>,
+        /// ISO 3166-1 alpha-2.
+        country: String,
+        /// Whole years, computed by the caller from a birth date it then forgets.
+        age_years: i32,
+    },
+    Rectify {
+        name: Option<Sealed>,
+        email: Option<Sealed>,
+        avatar_url: Option<Sealed>,
+    },
+    MarkAsChild {
+        report: ChildReport,
+    },
+}
+
+/// Events of an account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AccountEvent {
+    /// Stored shape version 1. Holds no birth date: only the country whose minimum age is met.
+    SignedUp {
+        provider: AuthProvider,
+        provider_subject: Sealed,
+        name: Sealed,
+        email: Sealed,
+        avatar_url: Option<Sealed>,
+        country: String,
+        minimum_age_met: u8,
+    },
+    ProfileRectified {
+        name: Option<Sealed>,
+        email: Option<Sealed>,
+        avatar_url: Option<Sealed>,
+    },
+    AccountMarkedAsChild {
+        report: ChildReport,
+    },
+}
+
+impl DomainEvent for AccountEvent {
+    fn event_type(&self) -> String {
+        match self {
+            AccountEvent::SignedUp { .. } => "SignedUp",
+            AccountEvent::ProfileRectified { .. } => "ProfileRectified",
+            AccountEvent::AccountMarkedAsChild { .. } => "AccountMarkedAsChild",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+/// Why an account command was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccountError {
+    /// Deliberately neutral: it must not tell a child what age to claim.
+    #[error("sign-up is not available")]
+    AgeGate,
+    #[error("country must be an ISO 3166-1 alpha-2 code such as `PK` or `DE`")]
+    InvalidCountry,
+    #[error("this account already exists")]
+    AlreadySignedUp,
+    #[error("there is no such account")]
+    NoAccount,
+    #[error("this account was closed as a child's account")]
+    ChildAccount,
+    #[error("give at least one of name, email or avatar_url")]
+    NothingToRectify,
+}
+
+/// The state of an account.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Account {
+    signed_up: bool,
+    child: bool,
+}
+
+impl Account {
+    fn usable(&self) -> Result<(), AccountError> {
+        if !self.signed_up {
+            return Err(AccountError::NoAccount);
+        }
+        if self.child {
+            return Err(AccountError::ChildAccount);
+        }
+        Ok(())
+    }
+}
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "account";
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+
+    fn handle(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
+        match command {
+            AccountCommand::SignUp {
+                provider,
+                provider_subject,
+                name,
+                email,
+                avatar_url,
+                country,
+                age_years,
+            } => {
+                let minimum = age::minimum_age(&country).ok_or(AccountError::InvalidCountry)?;
+                if age_years < i32::from(minimum) {
+                    return Err(AccountError::AgeGate);
+                }
+                if self.signed_up {
+                    return Err(AccountError::AlreadySignedUp);
+                }
+                Ok(vec![AccountEvent::SignedUp {
+                    provider,
+                    provider_subject,
+                    name,
+                    email,
+                    avatar_url,
+                    country: country.to_ascii_uppercase(),
+                    minimum_age_met: minimum,
+                }])
+            }
+            AccountCommand::Rectify {
+                name,
+                email,
+                avatar_url,
+            } => {
+                self.usable()?;
+                if name.is_none() && email.is_none() && avatar_url.is_none() {
+                    return Err(AccountError::NothingToRectify);
+                }
+                Ok(vec![AccountEvent::ProfileRectified {
+                    name,
+                    email,
+                    avatar_url,
+                }])
+            }
+            AccountCommand::MarkAsChild { report } => {
+                if !self.signed_up {
+                    return Err(AccountError::NoAccount);
+                }
+                if self.child {
+                    return Ok(vec![]);
+                }
+                Ok(vec![AccountEvent::AccountMarkedAsChild { report }])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: AccountEvent) {
+        match event {
+            AccountEvent::SignedUp { .. } => self.signed_up = true,
+            AccountEvent::ProfileRectified { .. } => {}
+            AccountEvent::AccountMarkedAsChild { .. } => self.child = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::given;
+
+    fn sealed(tag: &str) -> Sealed {
+        Sealed(serde_json::json!({ "ct": tag }))
+    }
+
+    fn sign_up(country: &str, age_years: i32) -> AccountCommand {
+        AccountCommand::SignUp {
+            provider: AuthProvider::Google,
+            provider_subject: sealed("sub"),
+            name: sealed("name"),
+            email: sealed("email"),
+            avatar_url: None,
+            country: country.into(),
+            age_years,
+        }
+    }
+
+    fn signed_up(country: &str, minimum: u8) -> AccountEvent {
+        AccountEvent::SignedUp {
+            provider: AuthProvider::Google,
+            provider_subject: sealed("sub"),
+            name: sealed("name"),
+            email: sealed("email"),
+            avatar_url: None,
+            country: country.into(),
+            minimum_age_met: minimum,
+        }
+    }
+
+    #[test]
+    fn a_person_old_enough_for_their_country_signs_up_and_only_the_met_minimum_is_recorded() {
+        given::<Account>(vec![])
+            .when(sign_up("de", 16))
+            .then_expect_events(vec![signed_up("DE", 16)]);
+    }
+
+    #[test]
+    fn a_person_under_their_countrys_minimum_age_is_refused_neutrally() {
+        given::<Account>(vec![])
+            .when(sign_up("DE", 15))
+            .then_expect_error_message("sign-up is not available");
+        given::<Account>(vec![])
+            .when(sign_up("PK", 12))
+            .then_expect_error_message("sign-up is not available");
+    }
+
+    #[test]
+    fn an_unknown_country_code_is_refused() {
+        given::<Account>(vec![])
+            .when(sign_up("Germany", 30))
+            .then_expect_error_message("country must be an ISO 3166-1 alpha-2 code such as `PK` or `DE`");
+    }
+
+    #[test]
+    fn an_account_cannot_sign_up_twice() {
+        given::<Account>(vec![signed_up("PK", 13)])
+            .when(sign_up("PK", 30))
+            .then_expect_error_message("this account already exists");
+    }
+
+    #[test]
+    fn profile_fields_can_be_rectified_but_not_with_nothing() {
+        given::<Account>(vec![signed_up("PK", 13)])
+            .when(AccountCommand::Rectify {
+                name: Some(sealed("new name")),
+                email: None,
+                avatar_url: None,
+            })
+            .then_expect_events(vec![AccountEvent::ProfileRectified {
+                name: Some(sealed("new name")),
+                email: None,
+                avatar_url: None,
+            }]);
+        given::<Account>(vec![signed_up("PK", 13)])
+            .when(AccountCommand::Rectify {
+                name: None,
+                email: None,
+                avatar_url: None,
+            })
+            .then_expect_error_message("give at least one of name, email or avatar_url");
+    }
+
+    #[test]
+    fn a_childs_account_is_marked_once_and_then_refuses_changes() {
+        let marked = AccountEvent::AccountMarkedAsChild {
+            report: ChildReport::ParentOrGuardian,
+        };
+        given::<Account>(vec![signed_up("PK", 13)])
+            .when(AccountCommand::MarkAsChild {
+                report: ChildReport::ParentOrGuardian,
+            })
+            .then_expect_events(vec![marked.clone()]);
+        given::<Account>(vec![signed_up("PK", 13), marked.clone()])
+            .when(AccountCommand::MarkAsChild {
+                report: ChildReport::ReportedToSupport,
+            })
+            .then_expect_events(vec![]);
+        given::<Account>(vec![signed_up("PK", 13), marked])
+            .when(AccountCommand::Rectify {
+                name: Some(sealed("x")),
+                email: None,
+                avatar_url: None,
+            })
+            .then_expect_error_message("this account was closed as a child's account");
+    }
+
+    #[test]
+    fn there_is_nothing_to_rectify_or_mark_before_sign_up() {
+        given::<Account>(vec![])
+            .when(AccountCommand::MarkAsChild {
+                report: ChildReport::ReportedToSupport,
+            })
+            .then_expect_error_message("there is no such account");
+    }
+}
