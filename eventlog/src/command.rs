@@ -1,7 +1,7 @@
 //! Command execution: load an aggregate, let it decide, append its events; on a conflicting
 //! append (another command got there first), reload and decide again, a bounded number of times.
 
-use crate::{EventLog, EventMetadata, LogError, NewEvent, Position};
+use crate::{EventLog, EventMetadata, LogError, NewEvent, Position, StreamAppend};
 use domain::Aggregate;
 use uuid::Uuid;
 
@@ -32,15 +32,18 @@ pub enum CommandError<E: std::error::Error + 'static> {
 }
 
 impl EventLog {
-    /// Loads `A` with id `aggregate_id` and folds its events.
-    pub async fn load_aggregate<A: Aggregate>(&self, aggregate_id: &str) -> Result<(A, i64), LogError> {
+    /// Loads `A` with id `aggregate_id` and folds its events; also returns the last sequence
+    /// and chain hash, which the next append follows.
+    pub async fn load_aggregate<A: Aggregate>(&self, aggregate_id: &str) -> Result<(A, i64, Option<String>), LogError> {
         let mut aggregate = A::default();
         let mut sequence = 0;
+        let mut chain_hash = None;
         for stored in self.load(A::TYPE, aggregate_id).await? {
             aggregate.apply(stored.decode::<A::Event>()?);
             sequence = stored.sequence;
+            chain_hash = stored.chain_hash;
         }
-        Ok((aggregate, sequence))
+        Ok((aggregate, sequence, chain_hash))
     }
 
     /// Executes `command` against aggregate `A` with id `aggregate_id`.
@@ -56,14 +59,21 @@ impl EventLog {
     {
         let mut attempt = 0;
         loop {
-            let (aggregate, sequence) = self.load_aggregate::<A>(aggregate_id).await?;
+            let (aggregate, sequence, chain_hash) = self.load_aggregate::<A>(aggregate_id).await?;
             let events = aggregate.handle(command.clone()).map_err(CommandError::Rejected)?;
             let new_events = events
                 .iter()
                 .map(NewEvent::from_domain)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(LogError::from)?;
-            match self.append(A::TYPE, aggregate_id, sequence, new_events, metadata).await {
+            let stream = StreamAppend {
+                aggregate_type: A::TYPE.to_string(),
+                aggregate_id: aggregate_id.to_string(),
+                expected_sequence: sequence,
+                events: new_events,
+            };
+            // Two round trips per command: the load above and this one-statement append.
+            match self.append_after(&stream, chain_hash, metadata).await {
                 Ok(appended) => {
                     return Ok(CommandOutcome {
                         events,

@@ -72,6 +72,20 @@ pub struct StoredEvent {
     pub payload: serde_json::Value,
     pub metadata: EventMetadata,
     pub recorded_at: DateTime<Utc>,
+    /// This event's link in its stream's hash chain (`None` for rows written by other tools).
+    pub chain_hash: Option<String>,
+}
+
+/// An event ready for the INSERT: serialised, numbered, identified and chained.
+pub(crate) struct PreparedEvent {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub event_id: Uuid,
+    pub chain_hash: String,
 }
 
 impl StoredEvent {

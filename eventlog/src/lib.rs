@@ -16,11 +16,14 @@
 //! - the feed yields every committed event exactly once, in commit order, from any cursor;
 //! - an append returns the feed [`Position`] of its last event: the consistency token.
 //!
+//! Every stream is a hash chain ([`chain`]): an edited event is detected by `verify_stream`.
+//!
 //! Layout: [`db`] (pools, migrations, dialect dispatch), [`event`] (event and metadata types),
 //! [`position`], `postgres`/`sqlite` (the SQL of each backend), [`log`] (the [`EventLog`]),
 //! [`command`] (load, decide, append with retry on conflict), [`idempotency`] (Idempotency-Key
 //! records of command endpoints).
 
+pub mod chain;
 pub mod command;
 pub mod db;
 pub mod error;

@@ -1,6 +1,7 @@
 //! [`EventLog`]: append, load, and the global feed, over whichever backend is configured.
 
-use crate::{postgres, sqlite, Db, EventMetadata, LogError, Position, StoredEvent, StreamAppend};
+use crate::event::PreparedEvent;
+use crate::{chain, postgres, sqlite, Db, EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -57,10 +58,41 @@ impl EventLog {
     }
 
     /// Appends the events of several aggregates in one statement and one commit: all of them or
-    /// none (a conflict on any stream refuses the whole batch).
+    /// none (a conflict on any stream refuses the whole batch). The previous link of each
+    /// stream's hash chain is looked up first; [`EventLog::append_after`] skips that lookup.
     pub async fn append_streams(
         &self,
         streams: &[StreamAppend],
+        metadata: &EventMetadata,
+    ) -> Result<Vec<(Uuid, Position)>, LogError> {
+        let wanted: Vec<(&str, &str, i64)> = streams
+            .iter()
+            .map(|s| (s.aggregate_type.as_str(), s.aggregate_id.as_str(), s.expected_sequence))
+            .collect();
+        let previous = if wanted.iter().any(|w| w.2 > 0) {
+            chain::heads(&self.db, &wanted).await?
+        } else {
+            vec![None; streams.len()]
+        };
+        self.append_linked(streams, &previous, metadata).await
+    }
+
+    /// Appends one aggregate's events after the event whose chain hash is `previous_hash`
+    /// (`None` for a new aggregate): what a command does after loading the aggregate.
+    pub async fn append_after(
+        &self,
+        stream: &StreamAppend,
+        previous_hash: Option<String>,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<(Uuid, Position)>, LogError> {
+        self.append_linked(std::slice::from_ref(stream), &[previous_hash], metadata)
+            .await
+    }
+
+    async fn append_linked(
+        &self,
+        streams: &[StreamAppend],
+        previous: &[Option<String>],
         metadata: &EventMetadata,
     ) -> Result<Vec<(Uuid, Position)>, LogError> {
         let count: usize = streams.iter().map(|s| s.events.len()).sum();
@@ -69,9 +101,44 @@ impl EventLog {
         }
         // Microseconds: what both backends store, so a read gives back exactly what was written.
         let recorded_at = Utc::now().trunc_subsecs(6);
+        let metadata_text = serde_json::to_string(metadata)?;
+        let mut rows = Vec::with_capacity(count);
+        for (stream, previous) in streams.iter().zip(previous) {
+            let mut link = previous.clone();
+            for (i, event) in stream.events.iter().enumerate() {
+                let payload = serde_json::to_string(&event.payload)?;
+                let event_id = Uuid::now_v7();
+                let sequence = stream.expected_sequence + 1 + i as i64;
+                let hash = chain::link(
+                    link.as_deref(),
+                    &chain::Link {
+                        aggregate_type: &stream.aggregate_type,
+                        aggregate_id: &stream.aggregate_id,
+                        sequence,
+                        event_type: &event.event_type,
+                        event_version: &event.event_version,
+                        event_id: &event_id.to_string(),
+                        recorded_at,
+                        payload: &payload,
+                        metadata: &metadata_text,
+                    },
+                );
+                rows.push(PreparedEvent {
+                    aggregate_type: stream.aggregate_type.clone(),
+                    aggregate_id: stream.aggregate_id.clone(),
+                    sequence,
+                    event_type: event.event_type.clone(),
+                    event_version: event.event_version.clone(),
+                    payload,
+                    event_id,
+                    chain_hash: hash.clone(),
+                });
+                link = Some(hash);
+            }
+        }
         let appended = match &self.db {
-            Db::Postgres(pool) => postgres::append(pool, streams, metadata, recorded_at).await?,
-            Db::Sqlite(pool) => sqlite::append(pool, streams, metadata, recorded_at).await?,
+            Db::Postgres(pool) => postgres::append(pool, &rows, &metadata_text, recorded_at, streams).await?,
+            Db::Sqlite(pool) => sqlite::append(pool, &rows, &metadata_text, recorded_at, streams).await?,
         };
         metrics::counter!("dynamoi_events_appended_total").increment(count as u64);
         self.appended.send_modify(|n| *n = n.wrapping_add(1));

@@ -1,5 +1,6 @@
 //! The PostgreSQL backend's SQL: one-statement appends with UNNEST, and the commit-ordered feed.
 
+use crate::event::PreparedEvent;
 use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -8,45 +9,34 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 const COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
-     event_id, recorded_at, transaction_id::text::bigint AS commit_id, global_position";
+     event_id, recorded_at, chain_hash, transaction_id::text::bigint AS commit_id, global_position";
 
 /// Events visible to the feed: those whose transaction ended before every still-open one began.
 const VISIBLE: &str = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
 
 pub(crate) async fn append(
     pool: &PgPool,
-    streams: &[StreamAppend],
-    metadata: &EventMetadata,
+    rows: &[PreparedEvent],
+    metadata: &str,
     recorded_at: DateTime<Utc>,
+    streams: &[StreamAppend],
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
-    let n: usize = streams.iter().map(|s| s.events.len()).sum();
-    let mut types = Vec::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    let mut sequences = Vec::with_capacity(n);
-    let mut event_types = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut payloads = Vec::with_capacity(n);
-    let mut event_ids = Vec::with_capacity(n);
-    for stream in streams {
-        for (i, event) in stream.events.iter().enumerate() {
-            types.push(stream.aggregate_type.as_str());
-            ids.push(stream.aggregate_id.as_str());
-            sequences.push(stream.expected_sequence + 1 + i as i64);
-            event_types.push(event.event_type.as_str());
-            versions.push(event.event_version.as_str());
-            payloads.push(serde_json::to_string(&event.payload)?);
-            event_ids.push(Uuid::now_v7());
-        }
-    }
-    let metadata = serde_json::to_string(metadata)?;
+    let types: Vec<&str> = rows.iter().map(|r| r.aggregate_type.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.aggregate_id.as_str()).collect();
+    let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
+    let event_types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
+    let versions: Vec<&str> = rows.iter().map(|r| r.event_version.as_str()).collect();
+    let payloads: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
+    let event_ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+    let hashes: Vec<&str> = rows.iter().map(|r| r.chain_hash.as_str()).collect();
     // One statement, one implicit transaction, one commit. WITH ORDINALITY keeps the input
     // order so that positions follow the order of the events within the command.
-    let rows = sqlx::query(
+    let returned = sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                             payload, metadata, event_id, recorded_at) \
-         SELECT t, i, s, e, v, p::json, $7::json, id, $8 \
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $9::uuid[]) \
-              WITH ORDINALITY AS u(t, i, s, e, v, p, id, ord) \
+                             payload, metadata, event_id, recorded_at, chain_hash) \
+         SELECT t, i, s, e, v, p::json, $7::json, id, $8, h \
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $9::uuid[], $10::text[]) \
+              WITH ORDINALITY AS u(t, i, s, e, v, p, id, h, ord) \
          ORDER BY ord \
          RETURNING event_id, transaction_id::text::bigint, global_position",
     )
@@ -56,13 +46,15 @@ pub(crate) async fn append(
     .bind(&event_types)
     .bind(&versions)
     .bind(&payloads)
-    .bind(&metadata)
+    .bind(metadata)
     .bind(recorded_at)
     .bind(&event_ids)
+    .bind(&hashes)
     .fetch_all(pool)
     .await
     .map_err(|e| conflict_or(e, streams))?;
-    rows.iter()
+    returned
+        .iter()
         .map(|row| {
             Ok((
                 row.try_get::<Uuid, _>(0)?,
@@ -168,5 +160,6 @@ fn decode(row: &PgRow) -> Result<StoredEvent, LogError> {
         payload,
         metadata,
         recorded_at: row.try_get("recorded_at")?,
+        chain_hash: row.try_get("chain_hash")?,
     })
 }

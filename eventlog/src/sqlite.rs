@@ -1,55 +1,54 @@
 //! The SQLite backend's SQL: one-statement appends over `json_each`, and the feed by position.
 
+use crate::event::PreparedEvent;
 use crate::postgres::conflict_or;
-use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
+use crate::{LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
 
 const COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
-     event_id, recorded_at, global_position";
+     event_id, recorded_at, chain_hash, global_position";
 
 pub(crate) async fn append(
     pool: &SqlitePool,
-    streams: &[StreamAppend],
-    metadata: &EventMetadata,
+    rows: &[PreparedEvent],
+    metadata: &str,
     recorded_at: DateTime<Utc>,
+    streams: &[StreamAppend],
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
-    let mut rows = Vec::new();
-    let mut event_ids = Vec::new();
-    for stream in streams {
-        for (i, event) in stream.events.iter().enumerate() {
-            let event_id = Uuid::now_v7();
-            event_ids.push(event_id);
-            rows.push(serde_json::json!({
-                "t": stream.aggregate_type,
-                "i": stream.aggregate_id,
-                "s": stream.expected_sequence + 1 + i as i64,
-                "e": event.event_type,
-                "v": event.event_version,
-                "p": serde_json::to_string(&event.payload)?,
-                "id": event_id.to_string(),
-            }));
-        }
-    }
-    let rows = serde_json::to_string(&rows)?;
-    let metadata = serde_json::to_string(metadata)?;
+    let json_rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "t": r.aggregate_type,
+                "i": r.aggregate_id,
+                "s": r.sequence,
+                "e": r.event_type,
+                "v": r.event_version,
+                "p": r.payload,
+                "id": r.event_id.to_string(),
+                "h": r.chain_hash,
+            })
+        })
+        .collect();
+    let json_rows = serde_json::to_string(&json_rows)?;
     // One statement in autocommit: SQLite takes the write lock before the statement reads
     // MAX(global_position), and the SELECT is materialised before the first row is written
     // (it reads the table it inserts into), so positions are MAX+1, MAX+2, … without gaps.
     let returned = sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                             payload, metadata, event_id, recorded_at, global_position) \
+                             payload, metadata, event_id, recorded_at, chain_hash, global_position) \
          SELECT json_extract(value, '$.t'), json_extract(value, '$.i'), json_extract(value, '$.s'), \
                 json_extract(value, '$.e'), json_extract(value, '$.v'), json_extract(value, '$.p'), \
-                ?2, json_extract(value, '$.id'), ?3, \
+                ?2, json_extract(value, '$.id'), ?3, json_extract(value, '$.h'), \
                 (SELECT COALESCE(MAX(global_position), 0) FROM events) + key + 1 \
          FROM json_each(?1) ORDER BY key \
          RETURNING event_id, global_position",
     )
-    .bind(&rows)
-    .bind(&metadata)
+    .bind(&json_rows)
+    .bind(metadata)
     .bind(recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
     .fetch_all(pool)
     .await
@@ -65,9 +64,8 @@ pub(crate) async fn append(
             },
         ));
     }
-    // RETURNING order is not promised by SQLite; the caller relies on input order.
+    // RETURNING order is not promised by SQLite; positions follow the input order.
     out.sort_by_key(|(_, p)| *p);
-    debug_assert_eq!(out.iter().map(|(id, _)| *id).collect::<Vec<_>>(), event_ids);
     Ok(out)
 }
 
@@ -108,7 +106,7 @@ pub(crate) async fn count_after(pool: &SqlitePool, after: Position) -> Result<(i
     Ok((row.try_get(0)?, oldest))
 }
 
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
         .ok()
@@ -139,5 +137,6 @@ fn decode(row: &SqliteRow) -> Result<StoredEvent, LogError> {
         payload: serde_json::from_str(&payload)?,
         metadata: serde_json::from_str(&metadata)?,
         recorded_at: parse_time(&recorded_at).ok_or_else(|| bad("recorded_at"))?,
+        chain_hash: row.try_get("chain_hash")?,
     })
 }
