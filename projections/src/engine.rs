@@ -333,7 +333,12 @@ impl Engine {
                     .log
                     .read_feed(generation.checkpoint, self.inner.config.batch_size)
                     .await?;
-                let Some(last) = events.last() else { break };
+                let Some(last) = events.last() else {
+                    if generation.state == REBUILDING {
+                        checkpoint::set_state(self.db(), projection.name(), generation.generation, RUNNING).await?;
+                    }
+                    break;
+                };
                 let last = last.position;
                 match apply_batch(&self.inner, projection.as_ref(), &generation, &events, RUNNING).await? {
                     BatchOutcome::Applied => generation.checkpoint = last,
