@@ -28,6 +28,11 @@ enum Command {
         #[command(subcommand)]
         action: ProjectionsAction,
     },
+    /// Auditor tools: verify hash chains.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Mint a development bearer token signed with the configured secret.
     Token {
         /// The subject (user id or service name).
@@ -39,6 +44,17 @@ enum Command {
         /// How long the token is valid.
         #[arg(long, default_value_t = 3600)]
         ttl_seconds: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Verify the hash chain of one stream (`TYPE/ID`) or of every stream; exits non-zero when
+    /// any chain is broken.
+    Verify {
+        /// One stream, as `aggregate_type/aggregate_id` (e.g. `consent/0193…`).
+        #[arg(long)]
+        stream: Option<String>,
     },
 }
 
@@ -110,6 +126,37 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let secret = settings.jwt_secret_or_dev()?;
             let token = Authenticator::new(&secret, &settings.jwt_audience).mint(&sub, role, ttl_seconds)?;
             writeln!(std::io::stdout(), "{token}")?;
+            Ok(())
+        }
+        Command::Audit {
+            action: AuditAction::Verify { stream },
+        } => {
+            let log = startup::open_log(&settings, settings.auto_migrate).await?;
+            let reports = crate::routes::audit::verify(log.db(), stream.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut out = std::io::stdout();
+            let mut broken = 0;
+            for report in &reports {
+                match &report.broken {
+                    None => writeln!(
+                        out,
+                        "ok      {}/{} ({} events)",
+                        report.aggregate_type, report.aggregate_id, report.events
+                    )?,
+                    Some(b) => {
+                        broken += 1;
+                        writeln!(
+                            out,
+                            "BROKEN  {}/{} at sequence {}: {}",
+                            report.aggregate_type, report.aggregate_id, b.sequence, b.reason
+                        )?
+                    }
+                }
+            }
+            if broken > 0 {
+                anyhow::bail!("{broken} of {} streams failed verification", reports.len());
+            }
             Ok(())
         }
         Command::Projections { action } => {

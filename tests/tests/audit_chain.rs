@@ -73,3 +73,68 @@ both_backends! {
         assert_eq!(report.broken.unwrap().sequence, 1);
     }
 }
+
+mod over_http {
+    use super::*;
+    use api::auth::Role;
+    use tests::{Backend, TestApp};
+
+    async fn verified(backend: Backend) {
+        let Some(app) = TestApp::spawn(backend, &[]).await else {
+            return;
+        };
+        publish_three(&app.db.log()).await;
+        let auditor = app.token("auditor-1", Role::Auditor);
+        let url = format!("{}/v1/audit/verify", app.base_url);
+        let answer: serde_json::Value = app
+            .client
+            .get(&url)
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["all_verified"], true, "{answer}");
+        assert_eq!(answer["streams"][0]["events"], 3);
+        let person = app.token("p", Role::Person);
+        let refused = app.client.get(&url).bearer_auth(&person).send().await.unwrap();
+        assert_eq!(refused.status(), 403);
+        let edit = "UPDATE events SET event_type = 'Forged' WHERE sequence = 3";
+        dispatch!(&app.db.db, Db, |pool| {
+            sqlx::query(edit).execute(pool).await.unwrap();
+        });
+        let answer: serde_json::Value = app
+            .client
+            .get(format!("{url}?stream=policy_document/privacy-policy"))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["all_verified"], false);
+        assert_eq!(answer["streams"][0]["broken"]["sequence"], 3);
+        let missing = app
+            .client
+            .get(format!("{url}?stream=nothing/here"))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        app.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_auditor_verifies_chains_over_http_on_sqlite() {
+        verified(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_auditor_verifies_chains_over_http_on_postgres() {
+        verified(Backend::Postgres).await
+    }
+}

@@ -1,5 +1,6 @@
 //! The HTTP routes, the request context every handler gets, and the rejection mapping.
 
+pub mod audit;
 pub mod health;
 pub mod policies;
 
@@ -229,7 +230,11 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let max_body = state.settings.max_body_bytes;
     let ctx = context(state);
-    let routes = health::routes(ctx.clone()).or(policies::routes(ctx, max_body)).unify();
+    let routes = health::routes(ctx.clone())
+        .or(policies::routes(ctx.clone(), max_body))
+        .unify()
+        .or(audit::routes(ctx))
+        .unify();
     routes
         .recover(move |rejection| recover(rejection, max_body))
         .unify()
