@@ -59,7 +59,7 @@ fn status_lists_every_projection_and_rebuild_reports_what_it_did() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["policy_versions", "stream_index"]);
+    assert_eq!(names, ["policy_versions", "stream_index", "accounts", "consent_ledger"]);
     assert!(
         dir.join("data/dynamoi.db").exists(),
         "the embedded database is created under ./data"
@@ -78,7 +78,7 @@ fn status_lists_every_projection_and_rebuild_reports_what_it_did() {
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert_eq!(
         stderr.trim(),
-        "error: there is no projection called `nothing`; known: policy_versions, stream_index"
+        "error: there is no projection called `nothing`; known: policy_versions, stream_index, accounts, consent_ledger"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

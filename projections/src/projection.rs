@@ -72,6 +72,9 @@ pub enum ProjectionError {
     /// The log failed.
     #[error(transparent)]
     Log(#[from] eventlog::LogError),
+    /// A value could not be serialised for a read-model column.
+    #[error("a read-model value could not be serialised")]
+    Serialise(#[from] serde_json::Error),
 }
 
 impl ProjectionError {
