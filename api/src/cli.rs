@@ -28,10 +28,15 @@ enum Command {
         #[command(subcommand)]
         action: ProjectionsAction,
     },
-    /// Auditor tools: verify hash chains.
+    /// Auditor tools: verify hash chains, replay consents.
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Master keys: rotation.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
     },
     /// Mint a development bearer token signed with the configured secret.
     Token {
@@ -56,6 +61,25 @@ enum AuditAction {
         #[arg(long)]
         stream: Option<String>,
     },
+    /// Replay a person's consents from the log as of an instant (JSON, as the auditor API).
+    Consents {
+        /// The person's id.
+        #[arg(long)]
+        person: String,
+        /// An RFC 3339 instant; now when omitted.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Re-wrap every data key under the current (first) master key of the configured keyring.
+    /// Put the new key first and keep the old one second in the keyring, restart the service,
+    /// run this, then remove the old key.
+    Rotate,
+    /// Print a new master key line (`<id> <64 hex>`) to put first in the keyring file.
+    NewMasterKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +150,51 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let secret = settings.jwt_secret_or_dev()?;
             let token = Authenticator::new(&secret, &settings.jwt_audience).mint(&sub, role, ttl_seconds)?;
             writeln!(std::io::stdout(), "{token}")?;
+            Ok(())
+        }
+        Command::Audit {
+            action: AuditAction::Consents { person, as_of },
+        } => {
+            let log = startup::open_log(&settings, settings.auto_migrate).await?;
+            let as_of = match as_of {
+                Some(raw) => chrono::DateTime::parse_from_rfc3339(&raw)
+                    .map_err(|_| anyhow::anyhow!("--as-of must be an RFC 3339 instant such as 2026-11-01T12:00:00Z"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let replay = crate::consent::replay(&log, &person, as_of)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&replay)?)?;
+            Ok(())
+        }
+        Command::Keys {
+            action: KeysAction::NewMasterKey,
+        } => {
+            use rand::RngCore;
+            let mut key = [0u8; 32];
+            rand::rng().fill_bytes(&mut key);
+            let mut id = [0u8; 4];
+            rand::rng().fill_bytes(&mut id);
+            writeln!(std::io::stdout(), "mk-{} {}", hex::encode(id), hex::encode(key))?;
+            Ok(())
+        }
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let log = startup::open_log(&settings, settings.auto_migrate).await?;
+            let ring = std::sync::Arc::new(settings.master_keyring()?);
+            let vault = vault::Vault::start(log.db().clone(), ring.clone()).await?;
+            let rewrapped = vault.rotate(&ring).await?;
+            let usage = vault.master_key_usage().await?;
+            writeln!(
+                std::io::stdout(),
+                "re-wrapped {rewrapped} keys under master key {}",
+                ring.current_id()
+            )?;
+            for (id, count) in usage {
+                writeln!(std::io::stdout(), "  master key {id}: {count} keys")?;
+            }
             Ok(())
         }
         Command::Audit {

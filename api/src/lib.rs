@@ -8,6 +8,7 @@
 //! - [`auth`]: bearer JWTs as Supabase issues them (HS256), roles, development tokens;
 //! - [`problem`]: [`ApiError`], the one mapping of errors to RFC 9457 problem+json;
 //! - [`routes`]: the HTTP routes; [`telemetry`]: tracing, request ids and Prometheus metrics;
+//! - [`consent`]: the one consent check, the auditor's replay and consent receipts;
 //! - [`cli`]: `dynamoi serve | migrate | projections status|rebuild | token`.
 //!
 //! Invariant: handlers return responses; warp's `recover` only maps framework rejections
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod consent;
 pub mod problem;
 pub mod routes;
 pub mod settings;

@@ -162,6 +162,23 @@ impl From<projections::ProjectionError> for ApiError {
     }
 }
 
+impl From<vault::VaultError> for ApiError {
+    fn from(error: vault::VaultError) -> Self {
+        match error {
+            vault::VaultError::Integrity { .. } => {
+                // A sealed value does not belong where it was found: tampering, or a bug.
+                tracing::error!(error = %error, "a sealed value failed its integrity check");
+                ApiError::Internal
+            }
+            vault::VaultError::Database(ref e) if is_unreachable(e) => ApiError::Unavailable,
+            other => {
+                tracing::error!(error = %other, "vault failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if is_unreachable(&error) {

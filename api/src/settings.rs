@@ -26,6 +26,12 @@ pub struct Settings {
     /// HS256 secret that verifies bearer tokens (`DYNAMOI_JWT_SECRET`); when unset, a development
     /// secret is generated in `data_dir` with a loud warning.
     pub jwt_secret: Option<SecretString>,
+    /// The master keyring file (`DYNAMOI_MASTER_KEY_FILE`): lines `<id> <64 hex>`, the first is
+    /// current. When neither it nor `DYNAMOI_MASTER_KEY` is set, a development keyring is
+    /// created in `data_dir` with a loud warning.
+    pub master_key_file: Option<PathBuf>,
+    /// The master keyring itself, in the file's format (`;` separates keys) (`DYNAMOI_MASTER_KEY`).
+    pub master_key: Option<SecretString>,
     /// The `aud` claim tokens must carry (`DYNAMOI_JWT_AUDIENCE`, default `authenticated`).
     pub jwt_audience: String,
     /// How long a read with `min_position` waits for the read model (`DYNAMOI_CONSISTENCY_WAIT_MS`, 5000).
@@ -61,6 +67,8 @@ struct FileSettings {
     auto_migrate: Option<bool>,
     jwt_secret: Option<String>,
     jwt_audience: Option<String>,
+    master_key_file: Option<String>,
+    master_key: Option<String>,
     consistency_wait_ms: Option<u64>,
     max_body_bytes: Option<u64>,
     projection_batch_size: Option<usize>,
@@ -126,6 +134,8 @@ impl Settings {
             )?,
             jwt_secret: get("DYNAMOI_JWT_SECRET", file.jwt_secret).map(SecretString::from),
             jwt_audience: get("DYNAMOI_JWT_AUDIENCE", file.jwt_audience).unwrap_or_else(|| "authenticated".into()),
+            master_key_file: get("DYNAMOI_MASTER_KEY_FILE", file.master_key_file).map(PathBuf::from),
+            master_key: get("DYNAMOI_MASTER_KEY", file.master_key).map(SecretString::from),
             consistency_wait: Duration::from_millis(parse(
                 "DYNAMOI_CONSISTENCY_WAIT_MS",
                 get(
@@ -177,6 +187,24 @@ impl Settings {
              Never run like this in production."
         );
         read_or_create_secret(&path)
+    }
+}
+
+impl Settings {
+    /// The master keyring: `DYNAMOI_MASTER_KEY`, else `DYNAMOI_MASTER_KEY_FILE`, else the
+    /// development keyring in `data_dir` (created on first use; the vault warns at every load).
+    pub fn master_keyring(&self) -> anyhow::Result<vault::MasterKeyring> {
+        if let Some(text) = &self.master_key {
+            return vault::MasterKeyring::parse_named("DYNAMOI_MASTER_KEY", text.expose_secret())
+                .context("DYNAMOI_MASTER_KEY is not a valid keyring");
+        }
+        if let Some(path) = &self.master_key_file {
+            return vault::MasterKeyring::from_file(path).context("cannot load DYNAMOI_MASTER_KEY_FILE");
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+        vault::MasterKeyring::load_or_create_dev(self.data_dir.join("dev-master-keys"))
+            .context("cannot load or create the development master keyring")
     }
 }
 

@@ -50,6 +50,11 @@ impl Application {
         let log = open_log(&settings, settings.auto_migrate).await?;
         let engine = engine(&settings, log.clone());
         engine.prepare().await.context("cannot prepare the read models")?;
+        let ring = settings.master_keyring()?;
+        // Re-applies the erasure ledger before anything can open a sealed value.
+        let vault = vault::Vault::start(log.db().clone(), Arc::new(ring))
+            .await
+            .context("cannot start the vault")?;
         let secret = settings.jwt_secret_or_dev()?;
         let auth = Authenticator::new(&secret, &settings.jwt_audience);
         let listener = TcpListener::bind(settings.listen)
@@ -63,6 +68,7 @@ impl Application {
             state: Arc::new(AppState {
                 log,
                 engine,
+                vault,
                 auth,
                 settings,
             }),

@@ -57,7 +57,9 @@ pub fn request_id(header: Option<&str>) -> String {
 pub fn route_label(path: &str) -> String {
     path.split('/')
         .map(|segment| {
-            let looks_like_id = segment.len() > 16 || segment.chars().any(|c| c.is_ascii_digit());
+            // Ids are long and usually hold digits; `v1` and route words are neither.
+            let looks_like_id =
+                segment.len() > 24 || (segment.len() >= 8 && segment.chars().any(|c| c.is_ascii_digit()));
             if looks_like_id {
                 ":id"
             } else {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod health;
+pub mod people;
 pub mod policies;
 
 use crate::auth::{Authenticator, Caller};
@@ -21,6 +22,7 @@ use warp::{Filter, Rejection};
 pub struct AppState {
     pub log: EventLog,
     pub engine: Engine,
+    pub vault: vault::Vault,
     pub auth: Authenticator,
     pub settings: Settings,
 }
@@ -216,10 +218,23 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(content_type: Option<&str>, bo
     }
     serde_json::from_slice(body).map_err(|e| {
         let reason = e.to_string();
-        if e.is_data() {
+        // serde's messages about a wrong value quote the value, which may be personal data:
+        // only messages that name fields are passed on as they are.
+        let names_only = reason.starts_with("unknown field") || reason.starts_with("missing field");
+        if e.is_data() && names_only {
             ApiError::Validation(reason)
+        } else if e.is_data() {
+            ApiError::Validation(format!(
+                "a field has a value of the wrong type or form (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
         } else {
-            ApiError::InvalidRequest(format!("the body is not valid JSON: {reason}"))
+            ApiError::InvalidRequest(format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
         }
     })
 }
@@ -233,7 +248,9 @@ pub fn routes(
     let routes = health::routes(ctx.clone())
         .or(policies::routes(ctx.clone(), max_body))
         .unify()
-        .or(audit::routes(ctx))
+        .or(audit::routes(ctx.clone()))
+        .unify()
+        .or(people::routes(ctx, max_body))
         .unify();
     routes
         .recover(move |rejection| recover(rejection, max_body))

@@ -1,0 +1,432 @@
+//! People and their consents end to end, on both backends: sign-up with sealed fields, the age
+//! gate, consents and policy acceptance, the auditor's replay at several instants, click ids
+//! under consent, crypto-shredding, and a scan of every table for plaintext personal data.
+
+use api::auth::Role;
+use eventlog::{dispatch, Db};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::Row;
+use std::sync::Arc;
+use tests::{Backend, TestApp};
+
+const NAME: &str = "Zainab Qureshi-Plaintext";
+const EMAIL: &str = "zainab.plaintext@example.test";
+const AVATAR: &str = "https://cdn.example.test/avatars/zainab-plaintext.png";
+const FBC: &str = "fb.1.1700000000.AbCdEfPlaintextFbc";
+const FBP: &str = "fb.1.1700000000.9876543210PlaintextFbp";
+
+struct Api<'a> {
+    app: &'a TestApp,
+}
+
+impl Api<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.base_url))
+            .bearer_auth(token)
+            .header("user-agent", "Mozilla/5.0 (test)");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("sent");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
+    }
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+}
+
+fn sign_up_body(person: &str, birth_date: &str, country: &str) -> Value {
+    json!({
+        "person_id": person,
+        "provider": "google",
+        "provider_subject": "google-oauth2|1234567890",
+        "name": NAME,
+        "email": EMAIL,
+        "avatar_url": AVATAR,
+        "country": country,
+        "birth_date": birth_date,
+    })
+}
+
+fn consent(purpose: &str, granted: bool, version: &str) -> Value {
+    json!({
+        "purpose": purpose,
+        "granted": granted,
+        "method": "banner",
+        "jurisdiction": "PK",
+        "notice": { "version_label": version },
+    })
+}
+
+async fn publish(api: &Api<'_>, support: &str, label: &str, date: &str) -> String {
+    let (status, body) = api
+        .post(
+            "/v1/policies",
+            support,
+            json!({"label": label, "effective_date": date, "locale": "en", "text": format!("text of {label}"), "summary_of_changes": "changes"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["position"].as_str().unwrap().to_string()
+}
+
+/// Every text, JSON and binary cell of every table that holds `needle`, as `table.column`.
+async fn cells_holding(db: &Db, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    match db {
+        Db::Postgres(pool) => {
+            let columns = sqlx::query(
+                "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c \
+                 JOIN information_schema.tables t ON t.table_name = c.table_name AND t.table_schema = c.table_schema \
+                 WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' \
+                 AND c.data_type IN ('text', 'json', 'jsonb', 'bytea', 'character varying')",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            for column in columns {
+                let (table, name, kind): (String, String, String) = (column.get(0), column.get(1), column.get(2));
+                let sql = if kind == "bytea" {
+                    format!("SELECT count(*) FROM \"{table}\" WHERE position(convert_to($1, 'UTF8') in \"{name}\") > 0")
+                } else {
+                    format!("SELECT count(*) FROM \"{table}\" WHERE \"{name}\"::text LIKE '%' || $1 || '%'")
+                };
+                let n: i64 = sqlx::query_scalar(&sql).bind(needle).fetch_one(pool).await.unwrap();
+                if n > 0 {
+                    found.push(format!("{table}.{name}"));
+                }
+            }
+        }
+        Db::Sqlite(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            for table in tables {
+                let columns: Vec<String> = sqlx::query(&format!("PRAGMA table_info(\"{table}\")"))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<String, _>("name"))
+                    .collect();
+                for name in columns {
+                    let sql = format!(
+                        "SELECT count(*) FROM \"{table}\" WHERE instr(CAST(\"{name}\" AS BLOB), CAST($1 AS BLOB)) > 0"
+                    );
+                    let n: i64 = sqlx::query_scalar(&sql).bind(needle).fetch_one(pool).await.unwrap();
+                    if n > 0 {
+                        found.push(format!("{table}.{name}"));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+async fn the_whole_story(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, &[]).await else {
+        return;
+    };
+    let api = Api { app: &app };
+    let person = format!("p{}", uuid::Uuid::now_v7().simple());
+    let service = app.token("auth-hook", Role::Service);
+    let support = app.token("support-1", Role::Support);
+    let auditor = app.token("auditor-1", Role::Auditor);
+    let me = app.token(&person, Role::Person);
+
+    publish(&api, &support, "v1", "2020-01-01").await;
+
+    // An under-age sign-up (Germany: 16) is refused neutrally and stores nothing.
+    let child = format!("c{}", uuid::Uuid::now_v7().simple());
+    let (status, body) = api
+        .post("/v1/accounts", &service, sign_up_body(&child, "2015-01-01", "DE"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["detail"], "sign-up is not available");
+    let child_rows: i64 = dispatch!(&app.db.db, Db, |pool| {
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+            .bind(&child)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM vault_keys WHERE key_ref LIKE '%' || $1 || '%'")
+            .bind(&child)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        events + keys
+    });
+    assert_eq!(child_rows, 0, "an under-age sign-up leaves no event and no key");
+
+    // Sign-up, then the person reads their own profile.
+    let (status, body) = api
+        .post("/v1/accounts", &service, sign_up_body(&person, "1995-05-05", "PK"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token = body["position"].as_str().unwrap().to_string();
+    let (status, profile) = api.get(&format!("/v1/me?min_position={token}"), &me).await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert_eq!(profile["name"], NAME);
+    assert_eq!(profile["email"], EMAIL);
+    assert_eq!(profile["avatar_url"], AVATAR);
+    assert_eq!(profile["minimum_age_met"], 13);
+    assert_eq!(profile["erased"], false);
+    let (status, _) = api
+        .post("/v1/accounts", &service, sign_up_body(&person, "1995-05-05", "PK"))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = api
+        .post("/v1/accounts", &me, sign_up_body("someone", "1995-05-05", "PK"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "only the auth provider's service signs people up"
+    );
+
+    // Consents over time, with instants in between for the auditor.
+    let before_any = chrono::Utc::now();
+    let (status, granted) = api
+        .post("/v1/me/consents", &me, consent("ai_features", true, "v1"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    assert_eq!(granted["changed"], true);
+    let (_, again) = api
+        .post("/v1/me/consents", &me, consent("ai_features", true, "v1"))
+        .await;
+    assert_eq!(
+        again["changed"], false,
+        "granting twice under the same notice records nothing"
+    );
+    let after_grant = chrono::Utc::now();
+    let (status, _) = api
+        .post("/v1/me/consents", &me, consent("ai_features", false, "v1"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let after_withdrawal = chrono::Utc::now();
+    let (status, body) = api
+        .post("/v1/me/consents", &me, consent("ai_features", true, "v7"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an unpublished notice is refused: {body}"
+    );
+
+    // A new policy version, accepted by continued use after notification.
+    let v2 = publish(&api, &support, "v2", "2021-01-01").await;
+    let (status, body) = api
+        .post(
+            &format!("/v1/me/policy-acceptances?min_position={v2}"),
+            &me,
+            json!({"version_label": "v2", "mode": "continued_use", "notified_at": "2026-11-01T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Click ids: refused without ad_attribution, stored sealed with it.
+    let (status, _) = api
+        .post("/v1/me/attribution-ids", &me, json!({"fbc": FBC, "fbp": FBP}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, attribution) = api
+        .post("/v1/me/consents", &me, consent("ad_attribution", true, "v2"))
+        .await;
+    let (status, body) = api
+        .post("/v1/me/attribution-ids", &me, json!({"fbc": FBC, "fbp": FBP}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["relied_on"], attribution["event_id"],
+        "the write names the consent it relied on"
+    );
+    let (_, support_change) = api
+        .post(
+            &format!("/v1/support/people/{person}/consents"),
+            &support,
+            consent("email.marketing", true, "v2"),
+        )
+        .await;
+    let last = support_change["position"].as_str().unwrap().to_string();
+
+    // The person's own view of their consents.
+    let (_, mine) = api.get(&format!("/v1/me/consents?min_position={last}"), &me).await;
+    let by_purpose = |p: &str| {
+        mine["consents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["purpose"] == p)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_purpose("ai_features")["granted"], false);
+    assert_eq!(by_purpose("email.marketing")["method"], "support_on_behalf");
+    assert_eq!(by_purpose("cookies.analytics")["decided"], false);
+
+    // The auditor asks for several instants.
+    let replay = |at: chrono::DateTime<chrono::Utc>| {
+        let path = format!(
+            "/v1/audit/people/{person}/consents?as_of={}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .replace('+', "%2B")
+        );
+        let api = &api;
+        let auditor = auditor.clone();
+        async move { api.get(&path, &auditor).await }
+    };
+    let ai = |r: &Value| {
+        r["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["purpose"] == "ai_features")
+            .unwrap()
+            .clone()
+    };
+    let (status, at0) = replay(before_any).await;
+    assert_eq!(status, StatusCode::OK, "{at0}");
+    assert_eq!(ai(&at0)["granted"], false);
+    assert_eq!(ai(&at0)["set_by"], Value::Null);
+    let (_, at1) = replay(after_grant).await;
+    assert_eq!(ai(&at1)["granted"], true);
+    assert_eq!(ai(&at1)["set_by"]["notice"]["version_label"], "v1");
+    assert_eq!(ai(&at1)["set_by"]["notice"]["text_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(ai(&at1)["set_by"]["method"], "banner");
+    assert_eq!(ai(&at1)["set_by"]["evidence"]["user_agent"], "Mozilla/5.0 (test)");
+    assert_eq!(ai(&at1)["set_by"]["evidence"]["ip_truncated"], "127.0.0.0/24");
+    let (_, at2) = replay(after_withdrawal).await;
+    assert_eq!(ai(&at2)["granted"], false);
+    assert_eq!(ai(&at2)["set_by"]["change"], "withdrawn");
+    assert_eq!(at2["policy_acceptance"], Value::Null);
+    let (_, now) = replay(chrono::Utc::now()).await;
+    assert_eq!(now["chain"]["verified"], true);
+    assert_eq!(now["policy_acceptance"]["notice"]["version_label"], "v2");
+    assert_eq!(
+        now["policy_acceptance"]["acceptance"]["mode"],
+        "continued_use_after_notification"
+    );
+    let receipt_id = ai(&at1)["set_by"]["event_id"].as_str().unwrap().to_string();
+    let (status, receipt) = api
+        .get(
+            &format!("/v1/audit/people/{person}/consents/receipts/{receipt_id}"),
+            &auditor,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    assert_eq!(receipt["state"], "given");
+    assert_eq!(receipt["purposes"][0]["purpose"], "ai_features");
+    assert_eq!(receipt["integrity"]["chain_verified"], true);
+    let (status, _) = api.get(&format!("/v1/audit/people/{person}/consents"), &me).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only auditors replay");
+
+    // No table or column holds any personal value in plaintext.
+    for secret in [NAME, EMAIL, AVATAR, FBC, FBP, "google-oauth2|1234567890"] {
+        assert_eq!(
+            cells_holding(&app.db.db, secret).await,
+            Vec::<String>::new(),
+            "{secret} is stored in plaintext"
+        );
+    }
+
+    // A ciphertext copied to another person or field does not open.
+    let vault = vault::Vault::new(app.db.db.clone(), Arc::new(app.settings.master_keyring().unwrap()));
+    let sealed_name: String = dispatch!(&app.db.db, Db, |pool| {
+        sqlx::query_scalar("SELECT name_sealed FROM accounts WHERE person_id = $1")
+            .bind(&person)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    let sealed_name: vault::SealedValue = serde_json::from_str(&sealed_name).unwrap();
+    assert!(vault
+        .open(&vault::KeyRef::person("someone-else"), "name", &sealed_name)
+        .await
+        .is_err());
+    assert!(vault
+        .open(&vault::KeyRef::person(&person), "email", &sealed_name)
+        .await
+        .is_err());
+    assert!(vault
+        .open(&vault::KeyRef::person(&person), "name", &sealed_name)
+        .await
+        .unwrap()
+        .as_plain()
+        .is_some());
+
+    // Withdrawing ad_attribution destroys the click ids' key at once.
+    let sealed_fbc = {
+        let events = app.db.log().load("consent", &person).await.unwrap();
+        let recorded = events
+            .iter()
+            .find(|e| e.event_type == "AttributionIdsRecorded")
+            .unwrap();
+        serde_json::from_value::<vault::SealedValue>(recorded.payload["AttributionIdsRecorded"]["fbc"].clone()).unwrap()
+    };
+    let attribution_key = vault::KeyRef::purpose(&person, "ad_attribution");
+    assert!(vault
+        .open(&attribution_key, "fbc", &sealed_fbc)
+        .await
+        .unwrap()
+        .as_plain()
+        .is_some());
+    let (status, withdrawn) = api
+        .post("/v1/me/consents", &me, consent("ad_attribution", false, "v2"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{withdrawn}");
+    assert_eq!(withdrawn["changed"], true);
+    // A fresh vault, as another process would be (this one cached the key a moment ago).
+    let vault = vault::Vault::new(app.db.db.clone(), Arc::new(app.settings.master_keyring().unwrap()));
+    assert!(vault
+        .open(&attribution_key, "fbc", &sealed_fbc)
+        .await
+        .unwrap()
+        .is_erased());
+
+    // Learned to be a child's account: every key goes; fields read as erased, chains verify.
+    let (status, body) = api
+        .post(
+            &format!("/v1/support/people/{person}/child"),
+            &support,
+            json!({"report": "parent_or_guardian"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let position = body["position"].as_str().unwrap().to_string();
+    let (_, profile) = api.get(&format!("/v1/me?min_position={position}"), &me).await;
+    assert_eq!(profile["erased"], true, "{profile}");
+    assert_eq!(profile["name"], Value::Null);
+    assert_eq!(profile["email"], Value::Null);
+    assert!(vault
+        .open(&vault::KeyRef::person(&person), "name", &sealed_name)
+        .await
+        .unwrap()
+        .is_erased());
+    let (_, after) = replay(chrono::Utc::now()).await;
+    assert_eq!(after["chain"]["verified"], true, "chains still verify after shredding");
+    assert_eq!(ai(&after)["granted"], false);
+    let (_, verify) = api.get("/v1/audit/verify", &auditor).await;
+    assert_eq!(verify["all_verified"], true);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_up_consents_and_is_replayed_by_an_auditor_on_sqlite() {
+    the_whole_story(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_up_consents_and_is_replayed_by_an_auditor_on_postgres() {
+    the_whole_story(Backend::Postgres).await
+}
