@@ -9,6 +9,8 @@
 //! - [`policy`]: privacy-policy versions (policy clause P28).
 //! - [`account`]: sign-up, the age gate ([`age`]), rectification, child accounts (P2, P27).
 //! - [`consent`]: consents, policy acceptances, click ids, and the history fold (P6, P14, P15, P20, P28, P31).
+//! - [`artist`]: artist profiles, teams, roles and invitations (P7, P13, P16).
+//! - [`connection`]: platform connections with sealed tokens (P5, P9, P23, P25).
 //! - [`sealed`]: personal fields as the vault sealed them; the domain never sees plaintext.
 //! - [`testing`]: the given/when/then harness that every business rule is tested with.
 //!
@@ -21,6 +23,8 @@
 pub mod account;
 pub mod age;
 pub mod aggregate;
+pub mod artist;
+pub mod connection;
 pub mod consent;
 pub mod policy;
 pub mod sealed;
