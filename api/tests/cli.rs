@@ -59,7 +59,17 @@ fn status_lists_every_projection_and_rebuild_reports_what_it_did() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["policy_versions", "stream_index", "accounts", "consent_ledger"]);
+    assert_eq!(
+        names,
+        [
+            "policy_versions",
+            "stream_index",
+            "accounts",
+            "consent_ledger",
+            "connections",
+            "artist_access"
+        ]
+    );
     assert!(
         dir.join("data/dynamoi.db").exists(),
         "the embedded database is created under ./data"
@@ -78,7 +88,7 @@ fn status_lists_every_projection_and_rebuild_reports_what_it_did() {
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert_eq!(
         stderr.trim(),
-        "error: there is no projection called `nothing`; known: policy_versions, stream_index, accounts, consent_ledger"
+        "error: there is no projection called `nothing`; known: policy_versions, stream_index, accounts, consent_ledger, connections, artist_access"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -3,7 +3,7 @@
 
 use crate::projection::{Projection, ReadTx, Target};
 use chrono::{SecondsFormat, Utc};
-use eventlog::{dispatch, Db, Position};
+use eventlog::{dispatch, Db, Dialect, Position};
 use sqlx::Row;
 use std::future::Future;
 use std::pin::Pin;
@@ -200,8 +200,15 @@ fn views_sql(projection: &dyn Projection, new: Target, old: Option<Target>) -> S
 pub fn take_over<'a>(db: &'a Db, projection: &'a dyn Projection, new: i64) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
         let name = projection.name();
+        // SQLite: IMMEDIATE takes the write lock up front. A deferred transaction would read
+        // first and then fail at once ("database is locked") when upgrading to write after any
+        // other worker committed meanwhile; SQLite does not wait on a lock upgrade.
+        let begin = match db.dialect() {
+            Dialect::Postgres => "BEGIN",
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+        };
         dispatch!(db, Db, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let old: Option<i64> =
                 sqlx::query_scalar("SELECT generation FROM projection_generations WHERE name = $1 AND active")
                     .bind(name)

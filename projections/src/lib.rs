@@ -36,5 +36,7 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(read_models::stream_index::StreamIndex),
         std::sync::Arc::new(read_models::accounts::Accounts),
         std::sync::Arc::new(read_models::consent_ledger::ConsentLedger),
+        std::sync::Arc::new(read_models::connections::Connections),
+        std::sync::Arc::new(read_models::artist_access::ArtistAccess),
     ]
 }

@@ -1,6 +1,8 @@
 //! The read models: each a [`crate::Projection`] with its tables under `migrations/read_models`.
 
 pub mod accounts;
+pub mod artist_access;
+pub mod connections;
 pub mod consent_ledger;
 pub mod policy_versions;
 pub mod stream_index;
