@@ -57,6 +57,7 @@ impl Application {
             .context("cannot start the vault")?;
         let secret = settings.jwt_secret_or_dev()?;
         let auth = Authenticator::new(&secret, &settings.jwt_audience);
+        let invitation_secret = crate::routes::artists::invitation_secret(secret.expose_secret());
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -70,6 +71,7 @@ impl Application {
                 engine,
                 vault,
                 auth,
+                invitation_secret,
                 settings,
             }),
         })

@@ -300,3 +300,62 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// Every text, JSON and binary cell of every table that holds `needle`, as `table.column`.
+pub async fn cells_holding(db: &Db, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    match db {
+        Db::Postgres(pool) => {
+            let columns = sqlx::query(
+                "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c \
+                 JOIN information_schema.tables t ON t.table_name = c.table_name AND t.table_schema = c.table_schema \
+                 WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' \
+                 AND c.data_type IN ('text', 'json', 'jsonb', 'bytea', 'character varying')",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            for column in columns {
+                let (table, name, kind): (String, String, String) = (
+                    sqlx::Row::get(&column, 0),
+                    sqlx::Row::get(&column, 1),
+                    sqlx::Row::get(&column, 2),
+                );
+                let sql = if kind == "bytea" {
+                    format!("SELECT count(*) FROM \"{table}\" WHERE position(convert_to($1, 'UTF8') in \"{name}\") > 0")
+                } else {
+                    format!("SELECT count(*) FROM \"{table}\" WHERE \"{name}\"::text LIKE '%' || $1 || '%'")
+                };
+                let n: i64 = sqlx::query_scalar(&sql).bind(needle).fetch_one(pool).await.unwrap();
+                if n > 0 {
+                    found.push(format!("{table}.{name}"));
+                }
+            }
+        }
+        Db::Sqlite(pool) => {
+            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            for table in tables {
+                let columns: Vec<String> = sqlx::query(&format!("PRAGMA table_info(\"{table}\")"))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| sqlx::Row::get::<String, _>(r, "name"))
+                    .collect();
+                for name in columns {
+                    let sql = format!(
+                        "SELECT count(*) FROM \"{table}\" WHERE instr(CAST(\"{name}\" AS BLOB), CAST($1 AS BLOB)) > 0"
+                    );
+                    let n: i64 = sqlx::query_scalar(&sql).bind(needle).fetch_one(pool).await.unwrap();
+                    if n > 0 {
+                        found.push(format!("{table}.{name}"));
+                    }
+                }
+            }
+        }
+    }
+    found
+}

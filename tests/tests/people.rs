@@ -6,9 +6,8 @@ use api::auth::Role;
 use eventlog::{dispatch, Db};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Row;
 use std::sync::Arc;
-use tests::{Backend, TestApp};
+use tests::{cells_holding, Backend, TestApp};
 
 const NAME: &str = "Zainab Qureshi-Plaintext";
 const EMAIL: &str = "zainab.plaintext@example.test";
@@ -77,61 +76,6 @@ async fn publish(api: &Api<'_>, support: &str, label: &str, date: &str) -> Strin
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["position"].as_str().unwrap().to_string()
-}
-
-/// Every text, JSON and binary cell of every table that holds `needle`, as `table.column`.
-async fn cells_holding(db: &Db, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    match db {
-        Db::Postgres(pool) => {
-            let columns = sqlx::query(
-                "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c \
-                 JOIN information_schema.tables t ON t.table_name = c.table_name AND t.table_schema = c.table_schema \
-                 WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' \
-                 AND c.data_type IN ('text', 'json', 'jsonb', 'bytea', 'character varying')",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            for column in columns {
-                let (table, name, kind): (String, String, String) = (column.get(0), column.get(1), column.get(2));
-                let sql = if kind == "bytea" {
-                    format!("SELECT count(*) FROM \"{table}\" WHERE position(convert_to($1, 'UTF8') in \"{name}\") > 0")
-                } else {
-                    format!("SELECT count(*) FROM \"{table}\" WHERE \"{name}\"::text LIKE '%' || $1 || '%'")
-                };
-                let n: i64 = sqlx::query_scalar(&sql).bind(needle).fetch_one(pool).await.unwrap();
-                if n > 0 {
-                    found.push(format!("{table}.{name}"));
-                }
-            }
-        }
-        Db::Sqlite(pool) => {
-            let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-                .fetch_all(pool)
-                .await
-                .unwrap();
-            for table in tables {
-                let columns: Vec<String> = sqlx::query(&format!("PRAGMA table_info(\"{table}\")"))
-                    .fetch_all(pool)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.get::<String, _>("name"))
-                    .collect();
-                for name in columns {
-                    let sql = format!(
-                        "SELECT count(*) FROM \"{table}\" WHERE instr(CAST(\"{name}\" AS BLOB), CAST($1 AS BLOB)) > 0"
-                    );
-                    let n: i64 = sqlx::query_scalar(&sql).bind(needle).fetch_one(pool).await.unwrap();
-                    if n > 0 {
-                        found.push(format!("{table}.{name}"));
-                    }
-                }
-            }
-        }
-    }
-    found
 }
 
 async fn the_whole_story(backend: Backend) {

@@ -1,6 +1,9 @@
 //! The HTTP routes, the request context every handler gets, and the rejection mapping.
 
+pub mod artists;
 pub mod audit;
+pub mod connections;
+pub mod extension;
 pub mod health;
 pub mod people;
 pub mod policies;
@@ -24,6 +27,8 @@ pub struct AppState {
     pub engine: Engine,
     pub vault: vault::Vault,
     pub auth: Authenticator,
+    /// Derives invitation tokens (HMAC); itself derived from the JWT secret.
+    pub invitation_secret: secrecy::SecretString,
     pub settings: Settings,
 }
 
@@ -250,7 +255,11 @@ pub fn routes(
         .unify()
         .or(audit::routes(ctx.clone()))
         .unify()
-        .or(people::routes(ctx, max_body))
+        .or(people::routes(ctx.clone(), max_body))
+        .unify()
+        .or(artists::routes(ctx.clone(), max_body))
+        .unify()
+        .or(connections::routes(ctx, max_body))
         .unify();
     routes
         .recover(move |rejection| recover(rejection, max_body))

@@ -1,0 +1,15 @@
+//! The connectors' integration tests, one binary: each platform's client against a local
+//! wiremock server standing in for the platform (`support` holds what they share). Each module
+//! covers its connector's documented success shape, paging where the API pages, an invalid
+//! token, 429 with `Retry-After`, 500, and a timeout, and asserts the requests' shapes;
+//! `retries` covers the shared retry rules and `redaction` that no token, secret or recipient
+//! reaches an error, a `Debug` output or a log line.
+
+mod google_oauth;
+mod meta;
+mod redaction;
+mod resend;
+mod retries;
+mod spotify;
+mod support;
+mod youtube;
