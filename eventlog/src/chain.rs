@@ -213,7 +213,15 @@ pub(crate) async fn heads(db: &Db, wanted: &[(&str, &str, i64)]) -> Result<Vec<O
                 .fetch_optional(pool)
                 .await?
         });
-        out.push(hash.flatten());
+        // No event at the expected sequence: the caller's view of the stream is wrong (an
+        // append there would leave a gap), which is a conflict like any stale expectation.
+        let Some(hash) = hash else {
+            return Err(LogError::Conflict {
+                aggregate_type: aggregate_type.to_string(),
+                aggregate_id: aggregate_id.to_string(),
+            });
+        };
+        out.push(hash);
     }
     Ok(out)
 }
