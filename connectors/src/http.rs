@@ -11,8 +11,10 @@
 //! sends is safe to repeat (reads, token grants, or writes carrying an idempotency key), which
 //! is why a timeout or a reset connection is retried too.
 //!
-//! Redirects are not followed (a token must not travel to a host we did not configure), and
-//! response bodies are read up to a bound (8 MiB for an answer, 64 KiB for an error).
+//! Redirects are not followed (a token must not travel to a host we did not configure): a 3xx
+//! is a [`ConnectorError::Client`] with its status. Response bodies are read up to a bound
+//! (8 MiB for an answer, 64 KiB for an error). A `Retry-After` on a 5xx is not read (the backoff
+//! applies); only rate limits carry one.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -164,12 +166,7 @@ impl fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client for `platform` at `base` (scheme, host, port and optional path prefix).
     pub fn new(platform: &'static str, base: &Url, settings: &HttpSettings) -> Result<Self, ConnectorError> {
-        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
-            return Err(ConnectorError::Config("a base URL must be an http or https URL"));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(ConnectorError::Config("a base URL must have no query or fragment"));
-        }
+        check_base(base)?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
@@ -189,9 +186,7 @@ impl HttpClient {
 
     /// Another base URL on the same connection pool and policy (Spotify's two hosts).
     pub fn with_base(&self, platform: &'static str, base: &Url) -> Result<Self, ConnectorError> {
-        if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
-            return Err(ConnectorError::Config("a base URL must be an http or https URL"));
-        }
+        check_base(base)?;
         Ok(HttpClient {
             platform,
             base: base.clone(),
@@ -224,7 +219,7 @@ impl HttpClient {
     {
         let mut attempt = 1;
         loop {
-            let error = match self.attempt(&build, classify).await {
+            let error = match self.attempt(operation, &build, classify).await {
                 Ok(body) => return Ok(body),
                 Err(Verdict::Fail(error)) => return Err(error),
                 Err(Verdict::Retry(error)) => error,
@@ -279,7 +274,7 @@ impl HttpClient {
         decode(operation, &body)
     }
 
-    async fn attempt<F>(&self, build: &F, classify: Classifier) -> Result<Bytes, Verdict>
+    async fn attempt<F>(&self, operation: &'static str, build: &F, classify: Classifier) -> Result<Bytes, Verdict>
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
@@ -288,7 +283,7 @@ impl HttpClient {
         if status.is_success() {
             return read_body(response, MAX_BODY_BYTES).await?.ok_or_else(|| {
                 Verdict::Fail(ConnectorError::Decode {
-                    what: "an answer",
+                    what: operation,
                     detail: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
                 })
             });
@@ -303,6 +298,17 @@ impl HttpClient {
         };
         Err(classify(&failure))
     }
+}
+
+/// A base URL takes a path: http or https, no query, no fragment.
+fn check_base(base: &Url) -> Result<(), ConnectorError> {
+    if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
+        return Err(ConnectorError::Config("a base URL must be an http or https URL"));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(ConnectorError::Config("a base URL must have no query or fragment"));
+    }
+    Ok(())
 }
 
 /// Reads the body up to `limit` bytes; `None` when it is longer.

@@ -226,6 +226,36 @@ async fn the_app_token_is_cached_across_lookups() {
 }
 
 #[tokio::test]
+async fn concurrent_lookups_wait_for_one_token_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/token"))
+        .respond_with(token("app-token-1", 3600).set_delay(Duration::from_millis(200)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/albums/{ALBUM}")))
+        .and(bearer_token("app-token-1"))
+        .respond_with(album_answer())
+        .expect(4)
+        .mount(&server)
+        .await;
+    let spotify = spotify(&server, fast_http());
+
+    let (a, b, c, d) = tokio::join!(
+        spotify.album(ALBUM),
+        spotify.album(ALBUM),
+        spotify.album(ALBUM),
+        spotify.album(ALBUM)
+    );
+
+    for lookup in [a, b, c, d] {
+        assert_eq!(lookup.unwrap().id, ALBUM);
+    }
+}
+
+#[tokio::test]
 async fn a_token_that_expires_within_the_margin_is_renewed_for_the_next_lookup() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
