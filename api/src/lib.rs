@@ -9,6 +9,7 @@
 //! - [`problem`]: [`ApiError`], the one mapping of errors to RFC 9457 problem+json;
 //! - [`routes`]: the HTTP routes; [`telemetry`]: tracing, request ids and Prometheus metrics;
 //! - [`consent`]: the one consent check, the auditor's replay and consent receipts;
+//! - [`outbox`]: the invitation mailer, sending each invitation email exactly once;
 //! - [`cli`]: `dynamoi serve | migrate | projections status|rebuild | token`.
 //!
 //! Invariant: handlers return responses; warp's `recover` only maps framework rejections
@@ -18,6 +19,8 @@
 pub mod auth;
 pub mod cli;
 pub mod consent;
+pub mod outbox;
+pub mod platforms;
 pub mod problem;
 pub mod routes;
 pub mod settings;

@@ -11,6 +11,8 @@
 //! | `unsupported_media_type` | 415 | a body that is not `application/json` |
 //! | `invalid_request` | 400 | malformed JSON, query string or header |
 //! | `validation_failed` | 422 | well-formed input that breaks a rule |
+//! | `rate_limited` | 429 | too many calls; `Retry-After` says when to try again |
+//! | `upstream_failed` | 502 | a platform's API failed or timed out |
 //! | `read_model_behind` | 503 | `min_position` not reached within the wait (with `Retry-After`) |
 //! | `unavailable` | 503 | the database cannot be reached |
 //! | `internal` | 500 | a bug; details only in the log |
@@ -43,6 +45,10 @@ pub enum ApiError {
     Validation(String),
     #[error("the read model `{projection}` has not yet applied position {position}; retry shortly, or read without min_position")]
     ReadModelBehind { projection: String, position: String },
+    #[error("too many requests; retry after {0} seconds")]
+    RateLimited(u64),
+    #[error("{0}")]
+    Upstream(String),
     #[error("the service cannot reach its database; retry shortly")]
     Unavailable,
     #[error("an internal error occurred; it has been logged with this request's id")]
@@ -94,6 +100,8 @@ impl ApiError {
                 "read_model_behind",
                 "Read model behind the requested position",
             ),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed", "A platform's API failed"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -119,6 +127,11 @@ impl ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         match self {
+            ApiError::RateLimited(seconds) => {
+                if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+                    headers.insert(header::RETRY_AFTER, value);
+                }
+            }
             ApiError::ReadModelBehind { .. } | ApiError::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
@@ -174,6 +187,20 @@ impl From<vault::VaultError> for ApiError {
             other => {
                 tracing::error!(error = %other, "vault failure");
                 ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<connectors::ConnectorError> for ApiError {
+    fn from(error: connectors::ConnectorError) -> Self {
+        use connectors::ConnectorError as E;
+        match error {
+            E::NotFound => ApiError::NotFound("the platform has no such item".into()),
+            E::RateLimited { retry_after } => ApiError::RateLimited(retry_after.map(|d| d.as_secs()).unwrap_or(60)),
+            other => {
+                tracing::warn!(error = %other, "platform call failed");
+                ApiError::Upstream("the platform's API did not answer usefully; retry later".into())
             }
         }
     }

@@ -42,10 +42,43 @@ pub struct Settings {
     pub projection_batch_size: usize,
     /// How often idle projections poll for other processes' commits (`DYNAMOI_PROJECTION_POLL_MS`, 250).
     pub projection_poll: Duration,
+    /// Outbound integrations (Resend, Google, YouTube, Meta, Spotify); see [`Integrations`].
+    pub integrations: Integrations,
     /// Log output: `pretty` or `json` (`DYNAMOI_LOG_FORMAT`, pretty).
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax (`DYNAMOI_LOG`, default `info`).
     pub log_filter: String,
+}
+
+/// Where the platforms' APIs are and the credentials dynamoi calls them with. A base URL can
+/// point at a local stand-in (tests, demos). A feature whose credentials are missing answers
+/// 503 `unavailable` (and the invitation mailer does not start) instead of failing silently.
+#[derive(Clone, Debug, Default)]
+pub struct Integrations {
+    /// `DYNAMOI_RESEND_API_KEY` (secret) and `DYNAMOI_RESEND_BASE_URL` (`https://api.resend.com`).
+    pub resend_api_key: Option<SecretString>,
+    pub resend_base_url: Option<String>,
+    /// The sender of invitation emails (`DYNAMOI_EMAIL_FROM`, `dynamoi <invitations@dynamoi.dev>`).
+    pub email_from: String,
+    /// Where the web app is, for links in emails (`DYNAMOI_APP_BASE_URL`, `http://localhost:3000`).
+    pub app_base_url: String,
+    /// Google OAuth client (`DYNAMOI_GOOGLE_CLIENT_ID`, `DYNAMOI_GOOGLE_CLIENT_SECRET`) and
+    /// token endpoint base (`DYNAMOI_GOOGLE_OAUTH_BASE_URL`, `https://oauth2.googleapis.com`).
+    pub google_client_id: Option<SecretString>,
+    pub google_client_secret: Option<SecretString>,
+    pub google_oauth_base_url: Option<String>,
+    /// `DYNAMOI_YOUTUBE_BASE_URL` (`https://www.googleapis.com`).
+    pub youtube_base_url: Option<String>,
+    /// `DYNAMOI_META_BASE_URL` (`https://graph.facebook.com`).
+    pub meta_base_url: Option<String>,
+    /// Spotify app (`DYNAMOI_SPOTIFY_CLIENT_ID`, `DYNAMOI_SPOTIFY_CLIENT_SECRET`), accounts and
+    /// API bases (`DYNAMOI_SPOTIFY_ACCOUNTS_BASE_URL`, `DYNAMOI_SPOTIFY_API_BASE_URL`).
+    pub spotify_client_id: Option<SecretString>,
+    pub spotify_client_secret: Option<SecretString>,
+    pub spotify_accounts_base_url: Option<String>,
+    pub spotify_api_base_url: Option<String>,
+    /// Extension lookups allowed per person per minute (`DYNAMOI_EXTENSION_RATE_PER_MINUTE`, 30).
+    pub extension_rate_per_minute: u32,
 }
 
 /// How log lines are written.
@@ -75,6 +108,20 @@ struct FileSettings {
     projection_poll_ms: Option<u64>,
     log_format: Option<String>,
     log: Option<String>,
+    resend_api_key: Option<String>,
+    resend_base_url: Option<String>,
+    email_from: Option<String>,
+    app_base_url: Option<String>,
+    google_client_id: Option<String>,
+    google_client_secret: Option<String>,
+    google_oauth_base_url: Option<String>,
+    youtube_base_url: Option<String>,
+    meta_base_url: Option<String>,
+    spotify_client_id: Option<String>,
+    spotify_client_secret: Option<String>,
+    spotify_accounts_base_url: Option<String>,
+    spotify_api_base_url: Option<String>,
+    extension_rate_per_minute: Option<u32>,
 }
 
 impl Settings {
@@ -168,6 +215,34 @@ impl Settings {
             )?),
             log_format,
             log_filter: get("DYNAMOI_LOG", file.log).unwrap_or_else(|| "info".into()),
+            integrations: Integrations {
+                resend_api_key: get("DYNAMOI_RESEND_API_KEY", file.resend_api_key).map(SecretString::from),
+                resend_base_url: get("DYNAMOI_RESEND_BASE_URL", file.resend_base_url),
+                email_from: get("DYNAMOI_EMAIL_FROM", file.email_from)
+                    .unwrap_or_else(|| "dynamoi <invitations@dynamoi.dev>".into()),
+                app_base_url: get("DYNAMOI_APP_BASE_URL", file.app_base_url)
+                    .unwrap_or_else(|| "http://localhost:3000".into()),
+                google_client_id: get("DYNAMOI_GOOGLE_CLIENT_ID", file.google_client_id).map(SecretString::from),
+                google_client_secret: get("DYNAMOI_GOOGLE_CLIENT_SECRET", file.google_client_secret)
+                    .map(SecretString::from),
+                google_oauth_base_url: get("DYNAMOI_GOOGLE_OAUTH_BASE_URL", file.google_oauth_base_url),
+                youtube_base_url: get("DYNAMOI_YOUTUBE_BASE_URL", file.youtube_base_url),
+                meta_base_url: get("DYNAMOI_META_BASE_URL", file.meta_base_url),
+                spotify_client_id: get("DYNAMOI_SPOTIFY_CLIENT_ID", file.spotify_client_id).map(SecretString::from),
+                spotify_client_secret: get("DYNAMOI_SPOTIFY_CLIENT_SECRET", file.spotify_client_secret)
+                    .map(SecretString::from),
+                spotify_accounts_base_url: get("DYNAMOI_SPOTIFY_ACCOUNTS_BASE_URL", file.spotify_accounts_base_url),
+                spotify_api_base_url: get("DYNAMOI_SPOTIFY_API_BASE_URL", file.spotify_api_base_url),
+                extension_rate_per_minute: parse(
+                    "DYNAMOI_EXTENSION_RATE_PER_MINUTE",
+                    get(
+                        "DYNAMOI_EXTENSION_RATE_PER_MINUTE",
+                        file.extension_rate_per_minute.map(|v| v.to_string()),
+                    ),
+                    30,
+                )?
+                .max(1),
+            },
         })
     }
 

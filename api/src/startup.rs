@@ -3,6 +3,7 @@
 //! projection workers finish their batch, close the pool).
 
 use crate::auth::Authenticator;
+use crate::outbox::InvitationMailer;
 use crate::routes::{self, AppState};
 use crate::{telemetry, Settings};
 use anyhow::Context;
@@ -13,6 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// The service, built and bound, not yet serving.
 pub struct Application {
@@ -58,6 +60,8 @@ impl Application {
         let secret = settings.jwt_secret_or_dev()?;
         let auth = Authenticator::new(&secret, &settings.jwt_audience);
         let invitation_secret = crate::routes::artists::invitation_secret(secret.expose_secret());
+        let platforms = crate::platforms::Platforms::build(&settings.integrations)?;
+        let extension = crate::routes::extension::LookupGuard::new(settings.integrations.extension_rate_per_minute);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -70,6 +74,8 @@ impl Application {
                 log,
                 engine,
                 vault,
+                platforms,
+                extension,
                 auth,
                 invitation_secret,
                 settings,
@@ -86,6 +92,27 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let state = self.state.clone();
         state.engine.start();
+        let workers = CancellationToken::new();
+        let mailer = match &state.platforms.resend {
+            Some(resend) => Some(tokio::spawn(
+                InvitationMailer {
+                    log: state.log.clone(),
+                    vault: state.vault.clone(),
+                    resend: resend.clone(),
+                    from: state.settings.integrations.email_from.clone(),
+                    app_base_url: state.settings.integrations.app_base_url.clone(),
+                    token_secret: state.invitation_secret.clone(),
+                    poll_interval: state.settings.projection_poll,
+                }
+                .run(workers.clone()),
+            )),
+            None => {
+                tracing::warn!(
+                    "DYNAMOI_RESEND_API_KEY is not set: invitation emails wait, unsent, until it is (they are sent then)"
+                );
+                None
+            }
+        };
         tracing::info!(address = %self.address, backend = ?state.log.db().dialect(), "dynamoi is serving");
         warp::serve(routes::routes(state.clone()))
             .incoming(self.listener)
@@ -93,6 +120,10 @@ impl Application {
             .run()
             .await;
         tracing::info!("stopped accepting; requests in flight are done; stopping projections");
+        workers.cancel();
+        if let Some(mailer) = mailer {
+            let _ = mailer.await;
+        }
         state.engine.shutdown().await;
         state.log.db().close().await;
         tracing::info!("dynamoi stopped");

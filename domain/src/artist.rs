@@ -182,6 +182,7 @@ struct Invitation {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ArtistProfile {
     owner: Option<String>,
+    name: String,
     members: BTreeMap<String, Role>,
     invitations: BTreeMap<String, Invitation>,
 }
@@ -190,6 +191,16 @@ impl ArtistProfile {
     /// The role of `person`, if a member (the owner is an admin).
     pub fn role_of(&self, person: &str) -> Option<Role> {
         self.members.get(person).copied()
+    }
+
+    /// The artist's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether invitation `id` is open and its email not yet sent: what the outbox asks.
+    pub fn invitation_awaits_email(&self, id: &str) -> bool {
+        self.invitations.get(id).is_some_and(|i| i.open && !i.email_sent)
     }
 
     fn require_admin(&self, by: &str) -> Result<(), ArtistError> {
@@ -308,7 +319,8 @@ impl Aggregate for ArtistProfile {
 
     fn apply(&mut self, event: ArtistEvent) {
         match event {
-            ArtistEvent::ArtistCreated { owner, .. } => {
+            ArtistEvent::ArtistCreated { owner, name, .. } => {
+                self.name = name;
                 self.members.insert(owner.clone(), Role::Admin);
                 self.owner = Some(owner);
             }

@@ -30,6 +30,7 @@ pub mod error;
 pub mod event;
 pub mod idempotency;
 pub mod log;
+pub mod outbox;
 pub mod position;
 mod postgres;
 mod sqlite;

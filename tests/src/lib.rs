@@ -23,6 +23,8 @@ pub struct TestDb {
     admin_url: Option<String>,
     name: String,
     _dir: Option<TempDir>,
+    /// The service's data folder (development keys live there), kept across app restarts.
+    pub data_dir: TempDir,
 }
 
 /// A temporary folder removed on drop.
@@ -80,6 +82,7 @@ impl TestDb {
             admin_url: None,
             name: String::new(),
             _dir: Some(dir),
+            data_dir: TempDir::new(),
         }
     }
 
@@ -116,6 +119,7 @@ impl TestDb {
             admin_url: Some(admin_url),
             name,
             _dir: None,
+            data_dir: TempDir::new(),
         })
     }
 
@@ -127,6 +131,7 @@ impl TestDb {
             admin_url: None,
             name: String::new(),
             _dir: None,
+            data_dir: TempDir::new(),
         }
     }
 
@@ -211,7 +216,6 @@ pub struct TestApp {
     pub db: TestDb,
     shutdown: tokio_util_shim::Shutdown,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _data_dir: TempDir,
 }
 
 /// A one-shot shutdown signal (a oneshot channel), so the crate needs no extra dependency.
@@ -232,11 +236,10 @@ impl TestApp {
 
     /// Starts the application over an existing test database (e.g. one a stopped app used).
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
-        let data_dir = TempDir::new();
         let mut vars: std::collections::HashMap<String, String> = [
             ("DYNAMOI_LISTEN", "127.0.0.1:0".to_string()),
             ("DYNAMOI_DATABASE_URL", db.url.clone()),
-            ("DYNAMOI_DATA_DIR", data_dir.0.display().to_string()),
+            ("DYNAMOI_DATA_DIR", db.data_dir.0.display().to_string()),
             ("DYNAMOI_JWT_SECRET", TEST_JWT_SECRET.to_string()),
             ("DYNAMOI_PROJECTION_POLL_MS", "50".to_string()),
             ("DYNAMOI_LOG", "warn".to_string()),
@@ -262,7 +265,6 @@ impl TestApp {
             db,
             shutdown: tokio_util_shim::Shutdown(Some(tx)),
             server: Some(server),
-            _data_dir: data_dir,
         }
     }
 

@@ -46,7 +46,14 @@ pub fn routes(
         .and(warp::delete())
         .and(ctx.clone())
         .then(|platform: String, ctx: Ctx| async move { finish(&ctx.request_id, disconnect(&ctx, &platform).await) });
-    list.or(connect).unify().or(disconnect).unify()
+    let assets = warp::path!("v1" / "connections" / String / "assets")
+        .and(warp::get())
+        .and(ctx)
+        .and(warp::query::<HashMap<String, String>>())
+        .then(|platform: String, ctx: Ctx, q| async move {
+            finish(&ctx.request_id, super::assets::list_assets(&ctx, &platform, q).await)
+        });
+    list.or(connect).unify().or(disconnect).unify().or(assets).unify()
 }
 
 fn meta(ctx: &Ctx, caller: &Caller) -> EventMetadata {

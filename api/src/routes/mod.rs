@@ -1,6 +1,7 @@
 //! The HTTP routes, the request context every handler gets, and the rejection mapping.
 
 pub mod artists;
+pub mod assets;
 pub mod audit;
 pub mod connections;
 pub mod extension;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub log: EventLog,
     pub engine: Engine,
     pub vault: vault::Vault,
+    pub platforms: crate::platforms::Platforms,
+    pub extension: extension::LookupGuard,
     pub auth: Authenticator,
     /// Derives invitation tokens (HMAC); itself derived from the JWT secret.
     pub invitation_secret: secrecy::SecretString,
@@ -259,7 +262,9 @@ pub fn routes(
         .unify()
         .or(artists::routes(ctx.clone(), max_body))
         .unify()
-        .or(connections::routes(ctx, max_body))
+        .or(connections::routes(ctx.clone(), max_body))
+        .unify()
+        .or(extension::routes(ctx))
         .unify();
     routes
         .recover(move |rejection| recover(rejection, max_body))
