@@ -26,6 +26,7 @@ async fn nothing_secret_or_personal_reaches_the_log() {
         .env("DYNAMOI_LISTEN", "127.0.0.1:0")
         .env("DYNAMOI_JWT_SECRET", SECRETS[5])
         .env("DYNAMOI_LOG", "trace")
+        .env("DYNAMOI_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -38,12 +39,9 @@ async fn nothing_secret_or_personal_reaches_the_log() {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("dynamoi is serving") {
-                    if let Some(at) = line.split("address=").nth(1) {
-                        let address: String = at
-                            .chars()
-                            .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
-                            .collect();
-                        let _ = address_tx.send(address);
+                    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                    if let Some(address) = parsed["fields"]["address"].as_str() {
+                        let _ = address_tx.send(address.to_string());
                     }
                 }
                 lines.lock().unwrap().push(line);
