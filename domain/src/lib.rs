@@ -11,6 +11,7 @@
 //! - [`consent`]: consents, policy acceptances, click ids, and the history fold (P6, P14, P15, P20, P28, P31).
 //! - [`artist`]: artist profiles, teams, roles and invitations (P7, P13, P16).
 //! - [`connection`]: platform connections with sealed tokens (P5, P9, P23, P25).
+//! - [`campaign`]: campaigns and their lifecycle; AI creatives only under consent (P10, P14).
 //! - [`spend`]: spend ledgers per campaign, platform and day; repeats, restatements, refusals (P1).
 //! - [`sealed`]: personal fields as the vault sealed them; the domain never sees plaintext.
 //! - [`testing`]: the given/when/then harness that every business rule is tested with.
@@ -25,6 +26,7 @@ pub mod account;
 pub mod age;
 pub mod aggregate;
 pub mod artist;
+pub mod campaign;
 pub mod connection;
 pub mod consent;
 pub mod policy;
