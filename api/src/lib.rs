@@ -9,6 +9,7 @@
 //! - [`problem`]: [`ApiError`], the one mapping of errors to RFC 9457 problem+json;
 //! - [`routes`]: the HTTP routes; [`telemetry`]: tracing, request ids and Prometheus metrics;
 //! - [`consent`]: the one consent check, the auditor's replay and consent receipts;
+//! - [`ingest`]: bulk spend ingestion, one statement per batch;
 //! - [`outbox`]: the invitation mailer, sending each invitation email exactly once;
 //! - [`cli`]: `dynamoi serve | migrate | projections status|rebuild | token`.
 //!
@@ -19,6 +20,7 @@
 pub mod auth;
 pub mod cli;
 pub mod consent;
+pub mod ingest;
 pub mod outbox;
 pub mod platforms;
 pub mod problem;

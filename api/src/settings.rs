@@ -38,6 +38,8 @@ pub struct Settings {
     pub consistency_wait: Duration,
     /// Largest request body accepted, in bytes (`DYNAMOI_MAX_BODY_BYTES`, 65536).
     pub max_body_bytes: u64,
+    /// Largest spend-ingestion body, in bytes (`DYNAMOI_MAX_INGEST_BYTES`, 33554432).
+    pub max_ingest_bytes: u64,
     /// Events per projection batch (`DYNAMOI_PROJECTION_BATCH_SIZE`, 1000).
     pub projection_batch_size: usize,
     /// How often idle projections poll for other processes' commits (`DYNAMOI_PROJECTION_POLL_MS`, 250).
@@ -104,6 +106,7 @@ struct FileSettings {
     master_key: Option<String>,
     consistency_wait_ms: Option<u64>,
     max_body_bytes: Option<u64>,
+    max_ingest_bytes: Option<u64>,
     projection_batch_size: Option<usize>,
     projection_poll_ms: Option<u64>,
     log_format: Option<String>,
@@ -195,6 +198,11 @@ impl Settings {
                 "DYNAMOI_MAX_BODY_BYTES",
                 get("DYNAMOI_MAX_BODY_BYTES", file.max_body_bytes.map(|v| v.to_string())),
                 64 * 1024,
+            )?,
+            max_ingest_bytes: parse(
+                "DYNAMOI_MAX_INGEST_BYTES",
+                get("DYNAMOI_MAX_INGEST_BYTES", file.max_ingest_bytes.map(|v| v.to_string())),
+                32 * 1024 * 1024,
             )?,
             projection_batch_size: parse(
                 "DYNAMOI_PROJECTION_BATCH_SIZE",

@@ -88,7 +88,7 @@ fn status_lists_every_projection_and_rebuild_reports_what_it_did() {
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert_eq!(
         stderr.trim(),
-        "error: there is no projection called `nothing`; known: policy_versions, stream_index, accounts, consent_ledger, connections, artist_access"
+        "error: there is no projection called `nothing`; known: policy_versions, stream_index, accounts, consent_ledger, connections, artist_access, dashboards"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

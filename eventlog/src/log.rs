@@ -89,6 +89,18 @@ impl EventLog {
             .await
     }
 
+    /// Appends several aggregates' events after the heads the caller loaded (`previous[i]` is
+    /// the chain hash of stream `i`'s last event, `None` for a new stream): one statement, one
+    /// commit, no lookup. What bulk commands use after [`EventLog::load_many`].
+    pub async fn append_streams_after(
+        &self,
+        streams: &[StreamAppend],
+        previous: &[Option<String>],
+        metadata: &EventMetadata,
+    ) -> Result<Vec<(Uuid, Position)>, LogError> {
+        self.append_linked(streams, previous, metadata).await
+    }
+
     async fn append_linked(
         &self,
         streams: &[StreamAppend],
@@ -150,6 +162,22 @@ impl EventLog {
         match &self.db {
             Db::Postgres(pool) => postgres::load(pool, aggregate_type, aggregate_id).await,
             Db::Sqlite(pool) => sqlite::load(pool, aggregate_type, aggregate_id).await,
+        }
+    }
+
+    /// Every event of several aggregates of one type, in one query: grouped by aggregate, each
+    /// in sequence order. What bulk commands load before deciding.
+    pub async fn load_many(
+        &self,
+        aggregate_type: &str,
+        aggregate_ids: &[String],
+    ) -> Result<Vec<StoredEvent>, LogError> {
+        if aggregate_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.db {
+            Db::Postgres(pool) => postgres::load_many(pool, aggregate_type, aggregate_ids).await,
+            Db::Sqlite(pool) => sqlite::load_many(pool, aggregate_type, aggregate_ids).await,
         }
     }
 

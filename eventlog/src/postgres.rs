@@ -86,6 +86,23 @@ pub(crate) fn conflict_or(error: sqlx::Error, streams: &[StreamAppend]) -> LogEr
     LogError::Database(error)
 }
 
+pub(crate) async fn load_many(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_ids: &[String],
+) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2) \
+         ORDER BY aggregate_id, sequence"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_ids)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
 pub(crate) async fn load(
     pool: &PgPool,
     aggregate_type: &str,

@@ -69,6 +69,20 @@ pub(crate) async fn append(
     Ok(out)
 }
 
+pub(crate) async fn load_many(
+    pool: &SqlitePool,
+    aggregate_type: &str,
+    aggregate_ids: &[String],
+) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE aggregate_type = ?1 \
+         AND aggregate_id IN (SELECT value FROM json_each(?2)) ORDER BY aggregate_id, sequence"
+    );
+    let ids = serde_json::to_string(aggregate_ids)?;
+    let rows = sqlx::query(&sql).bind(aggregate_type).bind(ids).fetch_all(pool).await?;
+    rows.iter().map(decode).collect()
+}
+
 pub(crate) async fn load(
     pool: &SqlitePool,
     aggregate_type: &str,

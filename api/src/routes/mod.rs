@@ -3,6 +3,7 @@
 pub mod artists;
 pub mod assets;
 pub mod audit;
+pub mod campaigns;
 pub mod connections;
 pub mod extension;
 pub mod health;
@@ -252,6 +253,7 @@ pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let max_body = state.settings.max_body_bytes;
+    let max_ingest = state.settings.max_ingest_bytes;
     let ctx = context(state);
     let routes = health::routes(ctx.clone())
         .or(policies::routes(ctx.clone(), max_body))
@@ -264,7 +266,9 @@ pub fn routes(
         .unify()
         .or(connections::routes(ctx.clone(), max_body))
         .unify()
-        .or(extension::routes(ctx))
+        .or(extension::routes(ctx.clone()))
+        .unify()
+        .or(campaigns::routes(ctx, max_body, max_ingest))
         .unify();
     routes
         .recover(move |rejection| recover(rejection, max_body))

@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod artist_access;
 pub mod connections;
 pub mod consent_ledger;
+pub mod dashboards;
 pub mod policy_versions;
 pub mod stream_index;
