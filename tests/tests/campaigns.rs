@@ -131,7 +131,7 @@ async fn story(backend: Backend) {
 
     // Restatements and refusals, as NDJSON.
     let c0 = &campaigns[0];
-    let mut lines = vec![
+    let mut lines = [
         reading(c0, start, 5_000_000),
         reading(c0, start + Duration::days(1), 1_001_000),
         reading(c0, start - Duration::days(2), 1),
