@@ -133,7 +133,11 @@ impl InvitationMailer {
             // The invitation ended and its address was erased: there is nobody to write to.
             Opened::Erased => return Ok(()),
         };
-        let token = invitation_token(self.token_secret.expose_secret().as_bytes(), &invitation_id);
+        let token = invitation_token(
+            self.token_secret.expose_secret().as_bytes(),
+            &event.aggregate_id,
+            &invitation_id,
+        );
         let link = format!(
             "{}/invitations/accept?token={token}",
             self.app_base_url.trim_end_matches('/')

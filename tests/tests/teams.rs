@@ -66,8 +66,11 @@ async fn story(backend: Backend) {
     let invitation_id = invitation["invitation_id"].as_str().unwrap();
     assert!(!body.contains("viewer@example.test"));
     let secret = api::routes::artists::invitation_secret(TEST_JWT_SECRET);
-    let token =
-        api::routes::artists::invitation_token(secrecy::ExposeSecret::expose_secret(&secret).as_bytes(), invitation_id);
+    let token = api::routes::artists::invitation_token(
+        secrecy::ExposeSecret::expose_secret(&secret).as_bytes(),
+        &artist,
+        invitation_id,
+    );
     let (status, body) = call(
         &app,
         Method::POST,

@@ -26,15 +26,19 @@ pub fn invitee_key(invitation_id: &str) -> KeyRef {
     KeyRef::person(format!("invitee.{invitation_id}"))
 }
 
-/// The single-use token of an invitation: derived from a server secret and the invitation id
-/// (HMAC-SHA256), so that only its hash is ever stored and the outbox can still put it in the
-/// email it sends.
-pub fn invitation_token(secret: &[u8], invitation_id: &str) -> String {
+/// The single-use token of an invitation: `<artist id>.<HMAC-SHA256 of the artist and
+/// invitation ids under a server secret>`. Only its hash is ever stored; the outbox can still
+/// put it in the email it sends; and accepting needs no read model: the artist id it starts
+/// with names the stream whose invitations the hash is matched against.
+pub fn invitation_token(secret: &[u8], artist_id: &str, invitation_id: &str) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(b"dynamoi invitation token\n");
+    mac.update(artist_id.as_bytes());
+    mac.update(b"\n");
     mac.update(invitation_id.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{artist_id}.{mac}")
 }
 
 /// The secret invitation tokens are derived with, itself derived from the JWT secret.
@@ -301,6 +305,7 @@ async fn invite(
         .await?;
     let token = invitation_token(
         secrecy::ExposeSecret::expose_secret(&ctx.state.invitation_secret).as_bytes(),
+        artist,
         &invitation_id,
     );
     let command = ArtistCommand::Invite {
@@ -395,47 +400,38 @@ async fn accept(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<Re
     let caller = ctx.caller()?;
     caller.require(&[Role::Person])?;
     let request: AcceptRequest = parse_json(content_type, body)?;
-    let hash = token_hash(request.token.trim());
-    let sql = "SELECT invitation_id, artist_id FROM invitations WHERE token_sha256 = $1";
-    let lookup = || async {
-        let row: Option<(String, String)> = dispatch!(ctx.state.log.db(), Db, |pool| {
-            let row = sqlx::query(sql).bind(&hash).fetch_optional(pool).await?;
-            match row {
-                Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-                None => None,
-            }
-        });
-        Ok::<_, ApiError>(row)
-    };
-    let mut found = lookup().await?;
-    if found.is_none() {
-        // The email may have left before this read model caught up: wait for the feed's head.
-        let head = ctx.state.log.head(eventlog::Position::START).await?;
-        if let Some(head) = head.head {
-            ctx.state
-                .engine
-                .wait_for("artist_access", head, ctx.state.settings.consistency_wait)
-                .await?;
-            found = lookup().await?;
-        }
-    }
-    let (invitation_id, artist) =
-        found.ok_or_else(|| ApiError::NotFound(ArtistError::InvitationNotValid.to_string()))?;
+    let token = request.token.trim();
+    let not_valid = || ApiError::NotFound(ArtistError::InvitationNotValid.to_string());
+    let artist = token
+        .split_once('.')
+        .map(|(artist, _)| artist)
+        .filter(|a| !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .ok_or_else(not_valid)?;
     let command = ArtistCommand::Accept {
         person_id: caller.subject.clone(),
-        token_sha256: hash,
+        token_sha256: token_hash(token),
         now: chrono::Utc::now(),
     };
     let outcome = ctx
         .state
         .log
-        .execute::<ArtistProfile>(&artist, command, &meta(ctx, &caller))
+        .execute::<ArtistProfile>(artist, command, &meta(ctx, &caller))
         .await
-        .map_err(artist_error)?;
-    ctx.state
-        .vault
-        .destroy(&invitee_key(&invitation_id), "invitation_ended")
-        .await?;
+        .map_err(|e| match e {
+            CommandError::Rejected(ArtistError::NoProfile) => not_valid(),
+            other => artist_error(other),
+        })?;
+    let invitation_id = outcome.events.iter().find_map(|e| match e {
+        domain::artist::ArtistEvent::InvitationAccepted { invitation_id, .. } => Some(invitation_id.clone()),
+        _ => None,
+    });
+    if let Some(invitation_id) = invitation_id {
+        // The address has served its one purpose.
+        ctx.state
+            .vault
+            .destroy(&invitee_key(&invitation_id), "invitation_ended")
+            .await?;
+    }
     json(
         StatusCode::OK,
         &json!({ "artist_id": artist, "position": outcome.position.map(|p| p.to_string()) }),
