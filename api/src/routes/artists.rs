@@ -9,7 +9,7 @@ use crate::auth::{Caller, Role};
 use crate::ApiError;
 use base64::Engine as _;
 use domain::artist::{ArtistCommand, ArtistError, ArtistProfile, Permission, Role as TeamRole};
-use eventlog::{dispatch, CommandError, Db, EventMetadata};
+use eventlog::{dispatch, CommandError, Db};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -193,14 +193,6 @@ fn artist_error(error: CommandError<ArtistError>) -> ApiError {
     }
 }
 
-fn meta(ctx: &Ctx, caller: &Caller) -> EventMetadata {
-    EventMetadata {
-        actor: caller.actor(),
-        request_id: Some(ctx.request_id.clone()),
-        causation_id: None,
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateRequest {
@@ -229,7 +221,7 @@ async fn create(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<Co
     let outcome = ctx
         .state
         .log
-        .execute::<ArtistProfile>(&artist_id, command, &meta(ctx, &caller))
+        .execute::<ArtistProfile>(&artist_id, command, &ctx.metadata(&caller))
         .await
         .map_err(artist_error)?;
     Ok(CommandReply {
@@ -319,7 +311,7 @@ async fn invite(
     let outcome = ctx
         .state
         .log
-        .execute::<ArtistProfile>(artist, command, &meta(ctx, &caller))
+        .execute::<ArtistProfile>(artist, command, &ctx.metadata(&caller))
         .await
         .map_err(artist_error)?;
     let expires_at = outcome.events.iter().find_map(|e| match e {
@@ -352,7 +344,7 @@ async fn revoke(
     let outcome = ctx
         .state
         .log
-        .execute::<ArtistProfile>(artist, command, &meta(ctx, &caller))
+        .execute::<ArtistProfile>(artist, command, &ctx.metadata(&caller))
         .await
         .map_err(artist_error)?;
     // The address has served its one purpose.
@@ -381,7 +373,7 @@ async fn remove_member(
     let outcome = ctx
         .state
         .log
-        .execute::<ArtistProfile>(artist, command, &meta(ctx, &caller))
+        .execute::<ArtistProfile>(artist, command, &ctx.metadata(&caller))
         .await
         .map_err(artist_error)?;
     json(
@@ -415,7 +407,7 @@ async fn accept(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<Re
     let outcome = ctx
         .state
         .log
-        .execute::<ArtistProfile>(artist, command, &meta(ctx, &caller))
+        .execute::<ArtistProfile>(artist, command, &ctx.metadata(&caller))
         .await
         .map_err(|e| match e {
             CommandError::Rejected(ArtistError::NoProfile) => not_valid(),

@@ -4,7 +4,7 @@
 
 use super::artists::authorize;
 use super::{finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
-use crate::auth::{Caller, Role};
+use crate::auth::Role;
 use crate::ingest::{self, IngestReading, Outcome};
 use crate::ApiError;
 use chrono::{Datelike, NaiveDate};
@@ -13,7 +13,7 @@ use domain::campaign::{
     AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, CampaignError, Creative, Objective, Schedule,
 };
 use domain::connection::{Connection, Platform};
-use eventlog::{dispatch, CommandError, Db, EventMetadata};
+use eventlog::{dispatch, CommandError, Db};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -96,14 +96,6 @@ pub fn routes(
         .unify()
 }
 
-fn meta(ctx: &Ctx, caller: &Caller) -> EventMetadata {
-    EventMetadata {
-        actor: caller.actor(),
-        request_id: Some(ctx.request_id.clone()),
-        causation_id: None,
-    }
-}
-
 fn campaign_error(error: CommandError<CampaignError>) -> ApiError {
     match error {
         CommandError::Rejected(rule @ CampaignError::NoCampaign) => ApiError::NotFound(rule.to_string()),
@@ -144,7 +136,7 @@ async fn draft(ctx: &Ctx, artist: &str, content_type: Option<&str>, body: &[u8])
     let outcome = ctx
         .state
         .log
-        .execute::<Campaign>(&campaign_id, command, &meta(ctx, &caller))
+        .execute::<Campaign>(&campaign_id, command, &ctx.metadata(&caller))
         .await
         .map_err(campaign_error)?;
     Ok(CommandReply {
@@ -215,7 +207,7 @@ async fn act(
     let outcome = ctx
         .state
         .log
-        .execute::<Campaign>(campaign_id, command, &meta(ctx, &caller))
+        .execute::<Campaign>(campaign_id, command, &ctx.metadata(&caller))
         .await
         .map_err(campaign_error)?;
     json(
@@ -278,7 +270,7 @@ async fn ingest_route(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Res
     if readings.is_empty() {
         return Err(ApiError::Validation("the batch holds no reading".into()));
     }
-    let result = ingest::ingest(&ctx.state.log, &readings, &meta(ctx, &caller)).await?;
+    let result = ingest::ingest(&ctx.state.log, &readings, &ctx.metadata(&caller)).await?;
     let count = |f: fn(&Outcome) -> bool| result.outcomes.iter().filter(|o| f(o)).count();
     json(
         StatusCode::OK,

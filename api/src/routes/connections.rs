@@ -4,11 +4,11 @@
 //! available for campaign creation through the platforms' APIs.
 
 use super::{finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
-use crate::auth::{Caller, Role};
+use crate::auth::Role;
 use crate::ApiError;
 use domain::connection::{Connection, ConnectionCommand, ConnectionDetails, ConnectionError, Platform};
 use domain::sealed::Sealed;
-use eventlog::{dispatch, CommandError, Db, EventMetadata};
+use eventlog::{dispatch, CommandError, Db};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -54,14 +54,6 @@ pub fn routes(
             finish(&ctx.request_id, super::assets::list_assets(&ctx, &platform, q).await)
         });
     list.or(connect).unify().or(disconnect).unify().or(assets).unify()
-}
-
-fn meta(ctx: &Ctx, caller: &Caller) -> EventMetadata {
-    EventMetadata {
-        actor: caller.actor(),
-        request_id: Some(ctx.request_id.clone()),
-        causation_id: None,
-    }
 }
 
 pub fn connection_error(error: CommandError<ConnectionError>) -> ApiError {
@@ -179,7 +171,7 @@ async fn connect(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<C
                 person_id: caller.subject.clone(),
                 details,
             },
-            &meta(ctx, &caller),
+            &ctx.metadata(&caller),
         )
         .await
         .map_err(connection_error)?;
@@ -227,7 +219,7 @@ async fn disconnect(ctx: &Ctx, platform_name: &str) -> Result<Response, ApiError
     let outcome = ctx
         .state
         .log
-        .execute::<Connection>(&connection_id, ConnectionCommand::Disconnect, &meta(ctx, &caller))
+        .execute::<Connection>(&connection_id, ConnectionCommand::Disconnect, &ctx.metadata(&caller))
         .await
         .map_err(connection_error)?;
     // Revocation takes effect at once (P23, P25): the tokens can never be decrypted again.

@@ -49,6 +49,15 @@ impl Ctx {
         self.state.auth.authenticate(self.authorization.as_deref())
     }
 
+    /// The metadata of the events a command of `caller` in this request records.
+    pub fn metadata(&self, caller: &Caller) -> eventlog::EventMetadata {
+        eventlog::EventMetadata {
+            actor: caller.actor(),
+            request_id: Some(self.request_id.clone()),
+            causation_id: None,
+        }
+    }
+
     /// Waits (bounded by `DYNAMOI_CONSISTENCY_WAIT_MS`) until `projection` has applied the
     /// position given as `min_position`, if one was given.
     pub async fn wait_for_position(&self, projection: &str, min_position: Option<&String>) -> Result<(), ApiError> {

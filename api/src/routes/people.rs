@@ -246,14 +246,6 @@ pub async fn open(vault: &Vault, key: &KeyRef, field: &str, sealed_json: &str) -
     }
 }
 
-fn metadata(ctx: &Ctx, actor: String) -> EventMetadata {
-    EventMetadata {
-        actor,
-        request_id: Some(ctx.request_id.clone()),
-        causation_id: None,
-    }
-}
-
 fn position<E>(outcome: &CommandOutcome<E>) -> Value {
     json!(outcome.position.map(|p| p.to_string()))
 }
@@ -362,7 +354,7 @@ async fn sign_up(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<C
     let outcome = ctx
         .state
         .log
-        .execute::<Account>(&person, command, &metadata(ctx, caller.actor()))
+        .execute::<Account>(&person, command, &ctx.metadata(&caller))
         .await
         .map_err(account_error)?;
     Ok(CommandReply {
@@ -471,7 +463,7 @@ async fn rectify(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<C
                 email,
                 avatar_url,
             },
-            &metadata(ctx, caller.actor()),
+            &ctx.metadata(&caller),
         )
         .await
         .map_err(account_error)?;
@@ -596,7 +588,7 @@ async fn change_consent(
     let outcome = ctx
         .state
         .log
-        .execute::<Consents>(&person, command, &metadata(ctx, caller.actor()))
+        .execute::<Consents>(&person, command, &ctx.metadata(&caller))
         .await
         .map_err(consent_error)?;
     if !request.granted && purpose == Purpose::AdAttribution {
@@ -674,7 +666,7 @@ async fn accept_policy(
     let outcome = ctx
         .state
         .log
-        .execute::<Consents>(&caller.subject, command, &metadata(ctx, caller.actor()))
+        .execute::<Consents>(&caller.subject, command, &ctx.metadata(&caller))
         .await
         .map_err(consent_error)?;
     Ok(CommandReply {
@@ -722,7 +714,7 @@ async fn record_attribution_ids(ctx: &Ctx, content_type: Option<&str>, body: &[u
     };
     let metadata = EventMetadata {
         causation_id: decision.relied_on.clone(),
-        ..metadata(ctx, caller.actor())
+        ..ctx.metadata(&caller)
     };
     let outcome = ctx
         .state
@@ -761,7 +753,7 @@ async fn mark_as_child(
         .execute::<Account>(
             &person,
             AccountCommand::MarkAsChild { report: request.report },
-            &metadata(ctx, caller.actor()),
+            &ctx.metadata(&caller),
         )
         .await
         .map_err(account_error)?;
