@@ -1,15 +1,14 @@
 //! `artist_access`: every artist's members and roles (what each artist-scoped endpoint
-//! checks, P16), the artists themselves (`artists`), and open invitations by token hash
-//! (`invitations`; no email, no token).
+//! checks, P16), and the artists themselves (`artists`). Invitations are read from the
+//! artist's own stream, so no table holds them.
 
 use crate::projection::{Projection, ProjectionError, ReadTx, Target};
 use async_trait::async_trait;
-use chrono::SecondsFormat;
 use domain::artist::{ArtistEvent, ArtistProfile};
 use domain::Aggregate;
 use eventlog::{dispatch, Dialect, StoredEvent};
 
-/// The projection that fills `artist_access`, `artists` and `invitations`.
+/// The projection that fills `artist_access` and `artists`.
 pub struct ArtistAccess;
 
 #[async_trait]
@@ -23,7 +22,7 @@ impl Projection for ArtistAccess {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["artist_access", "artists", "invitations"]
+        &["artist_access", "artists"]
     }
 
     fn schema(&self, dialect: Dialect) -> &'static str {
@@ -36,7 +35,6 @@ impl Projection for ArtistAccess {
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let access = target.table("artist_access");
         let artists = target.table("artists");
-        let invitations = target.table("invitations");
         for event in events.iter().filter(|e| e.aggregate_type == ArtistProfile::TYPE) {
             let artist = &event.aggregate_id;
             let (sql, binds): (String, Vec<String>) = match event
@@ -69,53 +67,16 @@ impl Projection for ArtistAccess {
                         vec![artist.clone(), owner, "admin".into()],
                     )
                 }
-                ArtistEvent::MemberInvited {
-                    invitation_id,
-                    role,
-                    token_sha256,
-                    expires_at,
-                    ..
-                } => (
+                ArtistEvent::MemberInvited { .. }
+                | ArtistEvent::InvitationEmailSent { .. }
+                | ArtistEvent::InvitationRevoked { .. }
+                | ArtistEvent::InvitationExpired { .. } => continue,
+                ArtistEvent::InvitationAccepted { person_id, role, .. } => (
                     format!(
-                        "INSERT INTO {invitations} (invitation_id, artist_id, role, token_sha256, status, expires_at, \
-                         email_sent) VALUES ($1, $2, $3, $4, 'open', $5, false) ON CONFLICT (invitation_id) DO NOTHING"
+                        "INSERT INTO {access} (artist_id, person_id, role) VALUES ($1, $2, $3) \
+                         ON CONFLICT (artist_id, person_id) DO UPDATE SET role = excluded.role"
                     ),
-                    vec![
-                        invitation_id,
-                        artist.clone(),
-                        role.as_str().into(),
-                        token_sha256,
-                        expires_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                    ],
-                ),
-                ArtistEvent::InvitationEmailSent { invitation_id, .. } => (
-                    format!("UPDATE {invitations} SET email_sent = true WHERE invitation_id = $1"),
-                    vec![invitation_id],
-                ),
-                ArtistEvent::InvitationAccepted {
-                    invitation_id,
-                    person_id,
-                    role,
-                } => {
-                    let close = format!("UPDATE {invitations} SET status = 'accepted' WHERE invitation_id = $1");
-                    dispatch!(tx, ReadTx, |conn| {
-                        sqlx::query(&close).bind(&invitation_id).execute(&mut **conn).await?;
-                    });
-                    (
-                        format!(
-                            "INSERT INTO {access} (artist_id, person_id, role) VALUES ($1, $2, $3) \
-                             ON CONFLICT (artist_id, person_id) DO UPDATE SET role = excluded.role"
-                        ),
-                        vec![artist.clone(), person_id, role.as_str().into()],
-                    )
-                }
-                ArtistEvent::InvitationRevoked { invitation_id } => (
-                    format!("UPDATE {invitations} SET status = 'revoked' WHERE invitation_id = $1"),
-                    vec![invitation_id],
-                ),
-                ArtistEvent::InvitationExpired { invitation_id } => (
-                    format!("UPDATE {invitations} SET status = 'expired' WHERE invitation_id = $1"),
-                    vec![invitation_id],
+                    vec![artist.clone(), person_id, role.as_str().into()],
                 ),
                 ArtistEvent::MemberRemoved { person_id } => (
                     format!("DELETE FROM {access} WHERE artist_id = $1 AND person_id = $2"),
