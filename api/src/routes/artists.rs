@@ -4,7 +4,7 @@
 //! exists is not revealed), a member without the permission 403; neither body says anything
 //! about the artist.
 
-use super::{finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
+use super::{command_input, finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
 use crate::auth::{Caller, Role};
 use crate::ApiError;
 use base64::Engine as _;
@@ -57,13 +57,11 @@ pub fn routes(
     ctx: impl Filter<Extract = (Ctx,), Error = Rejection> + Clone + Send + Sync + 'static,
     max_body: u64,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
-    let key = warp::header::optional::<String>("idempotency-key");
     let query = warp::query::<HashMap<String, String>>();
     let create = warp::path!("v1" / "artists")
         .and(warp::post())
         .and(ctx.clone())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |ctx: Ctx, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "create-artist", key.as_deref(), &body, || {
@@ -91,8 +89,7 @@ pub fn routes(
         .and(warp::post())
         .and(ctx.clone())
         .and(query)
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |artist: String,
              ctx: Ctx,

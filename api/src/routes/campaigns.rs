@@ -3,7 +3,7 @@
 //! sums in integer micros, and the anonymous platform aggregate.
 
 use super::artists::authorize;
-use super::{finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
+use super::{command_input, finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
 use crate::auth::Role;
 use crate::ingest::{self, IngestReading, Outcome};
 use crate::ApiError;
@@ -27,12 +27,10 @@ pub fn routes(
     max_body: u64,
     max_ingest: u64,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
-    let key = warp::header::optional::<String>("idempotency-key");
     let draft = warp::path!("v1" / "artists" / String / "campaigns")
         .and(warp::post())
         .and(ctx.clone())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |artist: String, ctx: Ctx, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "draft-campaign", key.as_deref(), &body, || {

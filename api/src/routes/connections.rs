@@ -3,7 +3,7 @@
 //! list (no token ever leaves), disconnect (the key is destroyed at once), and list the assets
 //! available for campaign creation through the platforms' APIs.
 
-use super::{finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
+use super::{command_input, finish, json, parse_json, query_params, run_command, CommandReply, Ctx};
 use crate::auth::Role;
 use crate::ApiError;
 use domain::connection::{Connection, ConnectionCommand, ConnectionDetails, ConnectionError, Platform};
@@ -22,7 +22,6 @@ pub fn routes(
     ctx: impl Filter<Extract = (Ctx,), Error = Rejection> + Clone + Send + Sync + 'static,
     max_body: u64,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
-    let key = warp::header::optional::<String>("idempotency-key");
     let list = warp::path!("v1" / "connections")
         .and(warp::get())
         .and(ctx.clone())
@@ -31,8 +30,7 @@ pub fn routes(
     let connect = warp::path!("v1" / "connections")
         .and(warp::post())
         .and(ctx.clone())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |ctx: Ctx, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "connect", key.as_deref(), &body, || {

@@ -220,6 +220,14 @@ pub fn json_body(
         .and(warp::body::bytes())
 }
 
+/// A command request's `Idempotency-Key` header, content type and size-limited body.
+pub fn command_input(
+    max_bytes: u64,
+) -> impl Filter<Extract = (Option<String>, Option<String>, bytes::Bytes), Error = Rejection> + Clone + Send + Sync + 'static
+{
+    warp::header::optional::<String>("idempotency-key").and(json_body(max_bytes))
+}
+
 /// Parses a JSON command body, with the reason when it does not fit.
 pub fn parse_json<T: serde::de::DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, ApiError> {
     let is_json = content_type

@@ -5,7 +5,7 @@
 //! Personal fields are sealed with the person's key here, before any command sees them, and
 //! opened here when shown; a destroyed key shows them as erased (`null` and `erased: true`).
 
-use super::{finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
+use super::{command_input, finish, json, parse_json, query_params, run_command, CommandReply, Ctx};
 use crate::auth::Role;
 use crate::consent;
 use crate::ApiError;
@@ -50,12 +50,10 @@ pub fn routes(
     ctx: impl Filter<Extract = (Ctx,), Error = Rejection> + Clone + Send + Sync + 'static,
     max_body: u64,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
-    let key = warp::header::optional::<String>("idempotency-key");
     let sign_up = warp::path!("v1" / "accounts")
         .and(warp::post())
         .and(ctx.clone())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |ctx: Ctx, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "sign-up", key.as_deref(), &body, || {
@@ -73,8 +71,7 @@ pub fn routes(
     let rectify = warp::path!("v1" / "me")
         .and(warp::patch())
         .and(ctx.clone())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |ctx: Ctx, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "rectify", key.as_deref(), &body, || {
@@ -99,8 +96,7 @@ pub fn routes(
         .and(warp::post())
         .and(ctx.clone())
         .and(origin())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |ctx: Ctx, origin: Origin, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "consent", key.as_deref(), &body, || {
@@ -114,8 +110,7 @@ pub fn routes(
         .and(warp::post())
         .and(ctx.clone())
         .and(origin())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |ctx: Ctx, origin: Origin, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "accept-policy", key.as_deref(), &body, || {
@@ -128,8 +123,7 @@ pub fn routes(
     let attribution = warp::path!("v1" / "me" / "attribution-ids")
         .and(warp::post())
         .and(ctx.clone())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |ctx: Ctx, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "attribution-ids", key.as_deref(), &body, || {
@@ -144,8 +138,7 @@ pub fn routes(
             .and(warp::post())
             .and(ctx.clone())
             .and(origin())
-            .and(key)
-            .and(json_body(max_body))
+            .and(command_input(max_body))
             .then(
                 |person: String,
                  ctx: Ctx,
@@ -163,8 +156,7 @@ pub fn routes(
     let child = warp::path!("v1" / "support" / "people" / String / "child")
         .and(warp::post())
         .and(ctx.clone())
-        .and(key)
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |person: String, ctx: Ctx, key: Option<String>, ct: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "mark-child", key.as_deref(), &body, || {

@@ -1,7 +1,7 @@
 //! Privacy-policy versions (P28): `POST /v1/policies` (support), `GET /v1/policies`,
 //! `GET /v1/policies/current`.
 
-use super::{finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
+use super::{command_input, finish, json, parse_json, query_params, run_command, CommandReply, Ctx};
 use crate::auth::Role;
 use crate::ApiError;
 use chrono::NaiveDate;
@@ -26,8 +26,7 @@ pub fn routes(
     let publish = warp::path!("v1" / "policies")
         .and(warp::post())
         .and(ctx.clone())
-        .and(warp::header::optional::<String>("idempotency-key"))
-        .and(json_body(max_body))
+        .and(command_input(max_body))
         .then(
             |ctx: Ctx, key: Option<String>, content_type: Option<String>, body: bytes::Bytes| async move {
                 let result = run_command(&ctx, "publish-policy", key.as_deref(), &body, || {
