@@ -217,10 +217,25 @@ impl HttpClient {
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
+        let (_, body) = self.send_with_headers(operation, classify, build).await?;
+        Ok(body)
+    }
+
+    /// [`send`](Self::send), returning the headers of the 2xx answer with its body (Meta's
+    /// usage headers). The caller must not log their values.
+    pub async fn send_with_headers<F>(
+        &self,
+        operation: &'static str,
+        classify: Classifier,
+        build: F,
+    ) -> Result<(HeaderMap, Bytes), ConnectorError>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
         let mut attempt = 1;
         loop {
             let error = match self.attempt(operation, &build, classify).await {
-                Ok(body) => return Ok(body),
+                Ok(answer) => return Ok(answer),
                 Err(Verdict::Fail(error)) => return Err(error),
                 Err(Verdict::Retry(error)) => error,
             };
@@ -274,19 +289,41 @@ impl HttpClient {
         decode(operation, &body)
     }
 
-    async fn attempt<F>(&self, operation: &'static str, build: &F, classify: Classifier) -> Result<Bytes, Verdict>
+    /// [`send_with_headers`](Self::send_with_headers), then the body decoded as JSON of type `T`.
+    pub async fn send_json_with_headers<T, F>(
+        &self,
+        operation: &'static str,
+        classify: Classifier,
+        build: F,
+    ) -> Result<(HeaderMap, T), ConnectorError>
+    where
+        T: DeserializeOwned,
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
+        let (headers, body) = self.send_with_headers(operation, classify, build).await?;
+        Ok((headers, decode(operation, &body)?))
+    }
+
+    async fn attempt<F>(
+        &self,
+        operation: &'static str,
+        build: &F,
+        classify: Classifier,
+    ) -> Result<(HeaderMap, Bytes), Verdict>
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
         let response = build(&self.client).send().await.map_err(transport)?;
         let status = response.status();
         if status.is_success() {
-            return read_body(response, MAX_BODY_BYTES).await?.ok_or_else(|| {
+            let headers = response.headers().clone();
+            let body = read_body(response, MAX_BODY_BYTES).await?.ok_or_else(|| {
                 Verdict::Fail(ConnectorError::Decode {
                     what: operation,
                     detail: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
                 })
-            });
+            })?;
+            return Ok((headers, body));
         }
         let retry_after = retry_after(response.headers());
         // An error body longer than the bound is classified on its status alone.

@@ -10,13 +10,18 @@
 //!
 //! - [`google_oauth`]: a YouTube connection's refresh token → a short-lived access token;
 //! - [`youtube`]: a channel's uploads playlist and its videos (campaign creation, P5/P12);
-//! - [`meta`]: a Facebook page's posts and an Instagram account's media (P12);
+//! - [`meta`]: a Facebook page's posts and an Instagram account's media (P12), and an ad
+//!   account's daily campaign insights;
+//! - [`google_ads`]: a Google Ads customer's daily campaign metrics (`googleAds:searchStream`);
+//! - [`ad_reporting`]: [`ad_reporting::CampaignDay`], the row both ad-reporting calls return,
+//!   and exact decimal-to-micros conversion;
 //! - [`spotify`]: public track and album data with the app's own client-credentials token (P8);
 //! - [`resend`]: one email per call, with an idempotency key (P13).
 //!
 //! Tokens come in as [`secrecy::SecretString`], which the callers open from the vault (P19) just
-//! for the call; they travel in `Authorization` headers (marked sensitive), never in URLs. Every
-//! settings struct takes its base URLs from the caller, so tests point them at a local server.
+//! for the call; they travel in `Authorization` headers (Google Ads' developer token in its
+//! `developer-token` header), marked sensitive, never in URLs. Every settings struct takes its
+//! base URLs from the caller, so tests point them at a local server.
 //!
 //! **What it must never do.** Log, return, display or put in an error a token, a client secret,
 //! an API key or personal data (an email address, a post's text): errors carry HTTP statuses and
@@ -28,7 +33,9 @@
 //! Depend on sqlx or warp: connectors are called by the service's workers and handlers, and
 //! know nothing of the database or of our own HTTP API.
 
+pub mod ad_reporting;
 pub mod error;
+pub mod google_ads;
 pub mod google_oauth;
 pub mod http;
 pub mod meta;
