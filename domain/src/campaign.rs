@@ -94,6 +94,16 @@ pub enum PlatformStatus {
     Issue { reason: String },
 }
 
+/// Where the campaign lives on its ad platform: the connection whose token reads its reports,
+/// the ad account (Meta ad account id without `act_`, Google Ads customer id) and the
+/// platform's own campaign id. Spend syncs map the platform's rows to our campaign by it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformLink {
+    pub connection_id: String,
+    pub account_id: String,
+    pub platform_campaign_id: String,
+}
+
 /// Where a campaign is in its life.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,6 +136,11 @@ pub enum CampaignCommand {
         asset_id: String,
         ai_consent_event_id: Option<String>,
     },
+    /// Ties the campaign to its campaign on the platform; `connection_live` as for `Launch`.
+    LinkPlatform {
+        link: PlatformLink,
+        connection_live: bool,
+    },
 }
 
 /// Events of a campaign (stored shape version 1).
@@ -141,6 +156,7 @@ pub enum CampaignEvent {
     CampaignArchived,
     PlatformStatusReported(PlatformStatus),
     AiCreativeAdded { asset_id: String, consent_event_id: String },
+    PlatformCampaignLinked(PlatformLink),
 }
 
 impl DomainEvent for CampaignEvent {
@@ -156,6 +172,7 @@ impl DomainEvent for CampaignEvent {
             CampaignEvent::CampaignArchived => "CampaignArchived",
             CampaignEvent::PlatformStatusReported(_) => "PlatformStatusReported",
             CampaignEvent::AiCreativeAdded { .. } => "AiCreativeAdded",
+            CampaignEvent::PlatformCampaignLinked(_) => "PlatformCampaignLinked",
         }
         .to_string()
     }
@@ -188,6 +205,10 @@ pub enum CampaignError {
     WrongStage(Stage),
     #[error("AI-generated creatives need the person's current consent to ai_features")]
     AiConsentRequired,
+    #[error("account and platform campaign ids are 1 to 32 digits (a Meta ad account may start with act_)")]
+    InvalidPlatformLink,
+    #[error("this campaign is already linked to another platform campaign")]
+    AlreadyLinked,
 }
 
 /// The state of a campaign.
@@ -195,6 +216,7 @@ pub enum CampaignError {
 pub struct Campaign {
     stage: Stage,
     draft: Option<CampaignDraft>,
+    link: Option<PlatformLink>,
 }
 
 impl Campaign {
@@ -205,6 +227,11 @@ impl Campaign {
     /// The draft as last changed (budget and schedule included).
     pub fn details(&self) -> Option<&CampaignDraft> {
         self.draft.as_ref()
+    }
+
+    /// The campaign on the platform, once linked.
+    pub fn link(&self) -> Option<&PlatformLink> {
+        self.link.as_ref()
     }
 
     fn expect(&self, stages: &[Stage]) -> Result<(), CampaignError> {
@@ -224,6 +251,10 @@ fn check_budget(budget: &Budget) -> Result<(), CampaignError> {
         return Err(CampaignError::InvalidBudget);
     }
     Ok(())
+}
+
+fn platform_id(raw: &str) -> bool {
+    (1..=32).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn check_schedule(schedule: &Schedule) -> Result<(), CampaignError> {
@@ -316,6 +347,30 @@ impl Aggregate for Campaign {
                     consent_event_id,
                 }])
             }
+            C::LinkPlatform {
+                mut link,
+                connection_live,
+            } => {
+                self.expect(&[Stage::Draft, Stage::Live, Stage::Paused])?;
+                if let Some(account) = link.account_id.strip_prefix("act_") {
+                    link.account_id = account.to_string();
+                }
+                if !platform_id(&link.account_id) || !platform_id(&link.platform_campaign_id) {
+                    return Err(CampaignError::InvalidPlatformLink);
+                }
+                if !connection_live {
+                    return Err(CampaignError::NotConnected);
+                }
+                match &self.link {
+                    Some(current) if *current == link => Ok(vec![]),
+                    Some(current) if current.platform_campaign_id != link.platform_campaign_id => {
+                        Err(CampaignError::AlreadyLinked)
+                    }
+                    // Same platform campaign through another connection or account spelling:
+                    // the newer link is the one syncs use.
+                    _ => Ok(vec![E::PlatformCampaignLinked(link)]),
+                }
+            }
         }
     }
 
@@ -341,6 +396,7 @@ impl Aggregate for Campaign {
             E::CampaignEnded => self.stage = Stage::Ended,
             E::CampaignArchived => self.stage = Stage::Archived,
             E::PlatformStatusReported(_) => {}
+            E::PlatformCampaignLinked(link) => self.link = Some(link),
             E::AiCreativeAdded {
                 asset_id,
                 consent_event_id,
@@ -458,6 +514,63 @@ mod tests {
         given::<Campaign>(live)
             .when(C::ReportStatus(reported.clone()))
             .then_expect_events(vec![E::PlatformStatusReported(reported)]);
+    }
+
+    fn link() -> PlatformLink {
+        PlatformLink {
+            connection_id: "p1.meta".into(),
+            account_id: "1234567890".into(),
+            platform_campaign_id: "23850000000000001".into(),
+        }
+    }
+
+    #[test]
+    fn a_campaign_is_linked_once_to_its_platform_campaign() {
+        let mut with_prefix = link();
+        with_prefix.account_id = "act_1234567890".into();
+        given::<Campaign>(vec![E::CampaignDrafted(draft())])
+            .when(C::LinkPlatform {
+                link: with_prefix,
+                connection_live: true,
+            })
+            .then_expect_events(vec![E::PlatformCampaignLinked(link())]);
+        given::<Campaign>(vec![E::CampaignDrafted(draft())])
+            .when(C::LinkPlatform {
+                link: link(),
+                connection_live: false,
+            })
+            .then_expect_error_message("the campaign's platform is not connected");
+        let mut bad = link();
+        bad.platform_campaign_id = "12; DROP".into();
+        given::<Campaign>(vec![E::CampaignDrafted(draft())])
+            .when(C::LinkPlatform {
+                link: bad,
+                connection_live: true,
+            })
+            .then_expect_error_message(
+                "account and platform campaign ids are 1 to 32 digits (a Meta ad account may start with act_)",
+            );
+        let linked = vec![E::CampaignDrafted(draft()), E::PlatformCampaignLinked(link())];
+        given::<Campaign>(linked.clone())
+            .when(C::LinkPlatform {
+                link: link(),
+                connection_live: true,
+            })
+            .then_expect_events(vec![]);
+        let mut other = link();
+        other.platform_campaign_id = "999".into();
+        given::<Campaign>(linked)
+            .when(C::LinkPlatform {
+                link: other,
+                connection_live: true,
+            })
+            .then_expect_error_message("this campaign is already linked to another platform campaign");
+        given::<Campaign>(vec![E::CampaignDrafted(draft()), E::CampaignLaunched, E::CampaignEnded])
+            .when(C::LinkPlatform {
+                link: link(),
+                connection_live: true,
+            })
+            .then_expect_error_message("a campaign that is Ended cannot do that");
     }
 
     #[test]

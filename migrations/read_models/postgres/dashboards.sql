@@ -13,7 +13,11 @@ CREATE TABLE campaigns{g}
     end_date    text,
     budget_kind text   NOT NULL,
     budget_micros bigint NOT NULL,
-    platform_status text
+    platform_status text,
+    -- Set once the campaign is linked to its campaign on the platform (spend syncs use it).
+    connection_id   text,
+    platform_account_id  text,
+    platform_campaign_id text
 );
 CREATE INDEX campaigns{g}_artist ON campaigns{g} (artist_id);
 CREATE TABLE campaign_daily{g}

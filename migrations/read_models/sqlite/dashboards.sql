@@ -13,7 +13,11 @@ CREATE TABLE campaigns{g}
     end_date    TEXT,
     budget_kind TEXT   NOT NULL,
     budget_micros BIGINT NOT NULL,
-    platform_status TEXT
+    platform_status TEXT,
+    -- Set once the campaign is linked to its campaign on the platform (spend syncs use it).
+    connection_id   TEXT,
+    platform_account_id  TEXT,
+    platform_campaign_id TEXT
 );
 CREATE INDEX campaigns{g}_artist ON campaigns{g} (artist_id);
 CREATE TABLE campaign_daily{g}

@@ -31,7 +31,7 @@ impl Projection for Dashboards {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -123,6 +123,22 @@ impl Projection for Dashboards {
                     CampaignEvent::CampaignArchived => (update("stage"), Some("archived".into())),
                     CampaignEvent::PlatformStatusReported(status) => (update("platform_status"), Some(text(&status)?)),
                     CampaignEvent::AiCreativeAdded { .. } => continue,
+                    CampaignEvent::PlatformCampaignLinked(link) => {
+                        let sql = format!(
+                            "UPDATE {campaigns} SET connection_id = $2, platform_account_id = $3, \
+                             platform_campaign_id = $4 WHERE campaign_id = $1"
+                        );
+                        dispatch!(tx, ReadTx, |conn| {
+                            sqlx::query(&sql)
+                                .bind(id)
+                                .bind(&link.connection_id)
+                                .bind(&link.account_id)
+                                .bind(&link.platform_campaign_id)
+                                .execute(&mut **conn)
+                                .await?;
+                        });
+                        continue;
+                    }
                 };
                 dispatch!(tx, ReadTx, |conn| {
                     sqlx::query(&sql).bind(id).bind(&value).execute(&mut **conn).await?;
