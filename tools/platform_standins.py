@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """Local stand-ins of the platforms dynamoi calls (Google OAuth, YouTube Data API, Meta Graph
-API, Spotify, Resend), answering with the documented response shapes, for trying dynamoi
-without real accounts. Standard library only. Emails sent to the Resend stand-in are printed,
-so you can copy an invitation link.
+API with Marketing API insights, Google Ads searchStream, Spotify, Resend), answering with the
+documented response shapes, for trying dynamoi without real accounts. Standard library only.
+Emails sent to the Resend stand-in are printed, so you can copy an invitation link.
+
+Ad reporting: every platform campaign id has spend every day; each call after the first
+revises the last three days' conversions upwards (as late attribution does), so a second
+`dynamoi sync` shows restatements. Tokens containing "revoked" are refused (Meta code 190,
+Google invalid_grant).
 
     python3 tools/platform_standins.py [PORT]      # default 8099
 """
+import datetime
 import itertools
 import json
 import sys
@@ -13,6 +19,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 EMAIL_IDS = itertools.count(1)
+REPORT_CALLS = itertools.count(0)
+META_CALL = 0
 SEEN_IDEMPOTENCY_KEYS = {}
 
 
@@ -27,6 +35,24 @@ def video(n):
         },
         "contentDetails": {"videoId": f"standin{n}", "videoPublishedAt": f"2026-0{n}-01T12:00:00Z"},
     }
+
+
+def day_figures(campaign, day, call):
+    """Deterministic plausible figures of one campaign and day; recent days grow with `call`."""
+    seed = (int(campaign) * 7919 + day.toordinal() * 104729) % 1000003
+    cents = 1500 + seed % 2500
+    late = call if (datetime.date.today() - day).days < 3 else 0
+    return {"spend": f"{cents // 100}.{cents % 100:02d}", "impressions": 2000 + seed % 900,
+            "clicks": 30 + seed % 40, "views": 300 + seed % 200, "follows": seed % 9,
+            "conversions": seed % 5 + late}
+
+
+def report_days(since, until):
+    day = datetime.date.fromisoformat(since)
+    last = datetime.date.fromisoformat(until)
+    while day <= last:
+        yield day
+        day += datetime.timedelta(days=1)
 
 
 class StandIns(BaseHTTPRequestHandler):
@@ -61,6 +87,22 @@ class StandIns(BaseHTTPRequestHandler):
             email = json.loads(body)
             print(f"--- email {email_id} to {', '.join(email['to'])}: {email['subject']}\n{email['text']}", flush=True)
             return self.answer(200, {"id": email_id})
+        if path.endswith("/googleAds:searchStream"):  # Google Ads: /{version}/customers/{id}/googleAds:searchStream
+            query = json.loads(body)["query"]
+            since, until = query.split("BETWEEN '")[1].split("' AND '")
+            until = until.split("'")[0]
+            call = next(REPORT_CALLS)
+            results = []
+            for campaign in ("22000000001", "22000000002"):
+                for day in report_days(since, until):
+                    f = day_figures(campaign, day, call)
+                    micros = int(f["spend"].replace(".", "")) * 10000
+                    results.append({"campaign": {"id": campaign}, "segments": {"date": day.isoformat()},
+                                    "customer": {"currencyCode": "USD"},
+                                    "metrics": {"costMicros": str(micros), "impressions": str(f["impressions"]),
+                                                "clicks": str(f["clicks"]), "videoTrueviewViews": str(f["views"]),
+                                                "conversions": float(f["conversions"])}})
+            return self.answer(200, [{"results": results, "fieldMask": "campaign.id", "requestId": "standin"}])
         return self.answer(404, {"error": {"message": "no such stand-in route"}})
 
     def do_GET(self):
@@ -80,6 +122,30 @@ class StandIns(BaseHTTPRequestHandler):
                 return self.answer(200, {"id": item, "name": "Stand-in track", "popularity": None,
                                          "album": {"id": "2up3OPMp9Tb4dAKM2erWXQ", "name": "Stand-in album", "release_date": "2025-05-01"}})
             return self.answer(200, {"id": item, "name": "Stand-in album", "popularity": 41, "label": "Stand-in Label", "release_date": "2025-05-01"})
+        if len(parts) == 3 and parts[1].startswith("act_") and parts[2] == "insights":  # Meta Marketing API
+            if "revoked" in self.headers.get("Authorization", ""):
+                return self.answer(400, {"error": {"message": "Error validating access token", "type": "OAuthException", "code": 190}})
+            window = json.loads(query["time_range"][0])
+            global META_CALL
+            if "after" not in query:  # a new listing, not its next page
+                META_CALL = next(REPORT_CALLS)
+            call = META_CALL
+            rows = []
+            for campaign in ("120200000000001", "120200000000002"):
+                for day in report_days(window["since"], window["until"]):
+                    f = day_figures(campaign, day, call)
+                    rows.append({"campaign_id": campaign, "date_start": day.isoformat(), "date_stop": day.isoformat(),
+                                 "spend": f["spend"], "impressions": str(f["impressions"]), "reach": str(f["impressions"] * 7 // 10),
+                                 "clicks": str(f["clicks"]), "account_currency": "USD",
+                                 "actions": [{"action_type": "video_view", "value": str(f["views"])},
+                                             {"action_type": "like", "value": str(f["follows"])},
+                                             {"action_type": "offsite_conversion.fb_pixel_purchase", "value": str(f["conversions"])}]})
+            start = int(query.get("after", ["0"])[0])
+            page = rows[start:start + 25]
+            answer = {"data": page}
+            if start + 25 < len(rows):
+                answer["paging"] = {"cursors": {"after": str(start + 25)}, "next": "https://graph.facebook.com/next"}
+            return self.answer(200, answer)
         if len(parts) == 3 and parts[2] == "posts":  # Meta: /{version}/{page}/posts
             return self.answer(200, {"data": [{"id": f"{parts[1]}_1", "message": "New single out now", "created_time": "2026-03-01T12:00:00+0000",
                                                "permalink_url": "https://www.facebook.com/standin/posts/1"}]})

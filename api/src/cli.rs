@@ -1,9 +1,11 @@
-//! The `dynamoi` command line: `serve`, `migrate`, `projections status|rebuild`, `token`.
+//! The `dynamoi` command line: `serve`, `migrate`, `projections status|rebuild`, `audit`,
+//! `keys`, `sync`, `demo`, `token`.
 //! Errors are one line on stderr and a non-zero exit status.
 
 use crate::auth::{Authenticator, Role};
 use crate::startup::{self, Application};
 use crate::{telemetry, Settings};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -37,6 +39,30 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Sync spend from the ad platforms now: every linked campaign, or the ones named. Reads
+    /// Meta's last 28 days and Google Ads' last 14; exits non-zero when an account failed.
+    Sync {
+        /// A campaign id (repeatable); every linked live, paused or recently ended campaign
+        /// when omitted.
+        #[arg(long = "campaign")]
+        campaigns: Vec<String>,
+        /// The last day to read (YYYY-MM-DD, UTC); today when omitted.
+        #[arg(long)]
+        until: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a demo artist with campaigns on Meta and Google Ads and 90 days of readings
+    /// (restatements included), then print how to see its dashboard.
+    Demo {
+        /// How many days of readings, ending yesterday.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Mint a development bearer token signed with the configured secret.
     Token {
@@ -146,6 +172,8 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             writeln!(std::io::stdout(), "migrations applied")?;
             Ok(())
         }
+        Command::Sync { campaigns, until, json } => sync(&settings, campaigns, until, json).await,
+        Command::Demo { days, json } => demo(&settings, days, json).await,
         Command::Token { sub, role, ttl_seconds } => {
             let secret = settings.jwt_secret_or_dev()?;
             let token = Authenticator::new(&secret, &settings.jwt_audience).mint(&sub, role, ttl_seconds)?;
@@ -297,4 +325,111 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `dynamoi sync`: catches the read models up (the campaign list comes from them), then syncs
+/// with a progress bar over the ad accounts.
+async fn sync(settings: &Settings, campaigns: Vec<String>, until: Option<String>, json: bool) -> anyhow::Result<()> {
+    let until = match until {
+        Some(raw) => chrono::NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+            .map_err(|_| anyhow::anyhow!("--until must be a day such as 2026-11-28"))?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let log = startup::open_log(settings, settings.auto_migrate).await?;
+    startup::engine(settings, log.clone())
+        .catch_up()
+        .await
+        .context("cannot bring the read models up to date")?;
+    let ring = std::sync::Arc::new(settings.master_keyring()?);
+    let vault = vault::Vault::start(log.db().clone(), ring).await?;
+    let platforms = crate::platforms::Platforms::build(&settings.integrations)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} syncing [{elapsed_precise}] {wide_bar} {pos}/{len} ad accounts, {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let scope = crate::sync::SyncScope {
+        campaigns: (!campaigns.is_empty()).then_some(campaigns),
+        until,
+        actor: "system:dynamoi-sync".into(),
+    };
+    let deps = crate::sync::SyncDeps {
+        log: &log,
+        vault: &vault,
+        platforms: &platforms,
+    };
+    let report = crate::sync::sync(&deps, &scope, &|progress| {
+        bar.set_length(progress.accounts_total as u64);
+        bar.set_position(progress.accounts_done as u64);
+        bar.set_message(format!("{} readings", progress.readings));
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    let mut out = std::io::stdout();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(out, "synced through {until}: {}", report.summary())?;
+        for (reason, count) in &report.rejections {
+            writeln!(out, "  rejected {count}: {reason}")?;
+        }
+        for failure in &report.failures {
+            writeln!(
+                out,
+                "  FAILED {} account {} ({} campaigns): {}",
+                failure.platform,
+                failure.account_id,
+                failure.campaigns.len(),
+                failure.reason
+            )?;
+        }
+    }
+    if !report.failures.is_empty() {
+        anyhow::bail!(
+            "{} of {} ad accounts were not synced",
+            report.failures.len(),
+            report.accounts
+        );
+    }
+    Ok(())
+}
+
+/// `dynamoi demo`: loads the demo data and brings the read models up to date.
+async fn demo(settings: &Settings, days: u32, json: bool) -> anyhow::Result<()> {
+    let log = startup::open_log(settings, settings.auto_migrate).await?;
+    let ring = std::sync::Arc::new(settings.master_keyring()?);
+    let vault = vault::Vault::start(log.db().clone(), ring).await?;
+    let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    let report = crate::demo::load(&log, &vault, yesterday, days).await?;
+    startup::engine(settings, log.clone())
+        .catch_up()
+        .await
+        .context("cannot bring the read models up to date")?;
+    let mut out = std::io::stdout();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "demo loaded: artist {} owned by person {}\n  {} campaigns (2 on Meta, 1 on Google Ads), {} to {}: \
+         {} readings recorded, {} restated",
+        report.artist_id,
+        report.person_id,
+        report.campaign_ids.len(),
+        report.first_day,
+        report.last_day,
+        report.recorded,
+        report.restated
+    )?;
+    writeln!(
+        out,
+        "see it (with `dynamoi serve` running):\n  TOKEN=$(dynamoi token --sub {} --role person)\n  \
+         curl -H \"Authorization: Bearer $TOKEN\" \"http://{}/v1/artists/{}/dashboard?from={}&to={}&granularity=week\"",
+        report.person_id, settings.listen, report.artist_id, report.first_day, report.last_day
+    )?;
+    Ok(())
 }

@@ -11,7 +11,10 @@
 //! - [`consent`]: the one consent check, the auditor's replay and consent receipts;
 //! - [`ingest`]: bulk spend ingestion, one statement per batch;
 //! - [`outbox`]: the invitation mailer, sending each invitation email exactly once;
-//! - [`cli`]: `dynamoi serve | migrate | projections status|rebuild | token`.
+//! - [`sync`]: the spend sync from Meta and Google Ads and its daily scheduler;
+//! - [`connection_tokens`]: live connection details, tokens opened for one call, invalidation;
+//! - [`demo`]: `dynamoi demo`;
+//! - [`cli`]: `dynamoi serve | migrate | projections | audit | keys | sync | demo | token`.
 //!
 //! Invariant: handlers return responses; warp's `recover` only maps framework rejections
 //! (unknown route, wrong method, body too large). Invariant: no token, key or secret is ever
@@ -19,7 +22,9 @@
 
 pub mod auth;
 pub mod cli;
+pub mod connection_tokens;
 pub mod consent;
+pub mod demo;
 pub mod ingest;
 pub mod outbox;
 pub mod platforms;
@@ -27,6 +32,7 @@ pub mod problem;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod sync;
 pub mod telemetry;
 
 pub use problem::ApiError;

@@ -4,6 +4,7 @@
 
 use crate::settings::Integrations;
 use anyhow::Context;
+use connectors::google_ads::{GoogleAds, GoogleAdsSettings};
 use connectors::google_oauth::{GoogleOAuth, GoogleOAuthSettings};
 use connectors::meta::{Meta, MetaSettings};
 use connectors::resend::{Resend, ResendSettings};
@@ -16,6 +17,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Platforms {
     pub google: Option<Arc<GoogleOAuth>>,
+    /// Google Ads reporting: needs the developer token.
+    pub google_ads: Option<Arc<GoogleAds>>,
     pub youtube: Arc<YouTube>,
     pub meta: Arc<Meta>,
     pub spotify: Option<Arc<Spotify>>,
@@ -41,6 +44,17 @@ impl Platforms {
                 Some(Arc::new(GoogleOAuth::new(settings)?))
             }
             _ => None,
+        };
+        let google_ads = match &integrations.google_ads_developer_token {
+            Some(token) => {
+                let mut settings = GoogleAdsSettings::new(token.clone());
+                if let Some(base) = url("DYNAMOI_GOOGLE_ADS_BASE_URL", &integrations.google_ads_base_url)? {
+                    settings.base_url = base;
+                }
+                settings.login_customer_id = integrations.google_ads_login_customer_id.clone();
+                Some(Arc::new(GoogleAds::new(settings)?))
+            }
+            None => None,
         };
         let mut youtube = YouTubeSettings::default();
         if let Some(base) = url("DYNAMOI_YOUTUBE_BASE_URL", &integrations.youtube_base_url)? {
@@ -78,6 +92,7 @@ impl Platforms {
         };
         Ok(Platforms {
             google,
+            google_ads,
             youtube: Arc::new(YouTube::new(youtube)?),
             meta: Arc::new(Meta::new(meta)?),
             spotify,

@@ -46,6 +46,9 @@ pub struct Settings {
     pub projection_poll: Duration,
     /// Outbound integrations (Resend, Google, YouTube, Meta, Spotify); see [`Integrations`].
     pub integrations: Integrations,
+    /// The UTC time of day at which `serve` syncs every active campaign's spend
+    /// (`DYNAMOI_SYNC_DAILY_AT`, `04:00`; `off` disables the scheduler).
+    pub sync_daily_at: Option<chrono::NaiveTime>,
     /// Log output: `pretty` or `json` (`DYNAMOI_LOG_FORMAT`, pretty).
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax (`DYNAMOI_LOG`, default `info`).
@@ -79,6 +82,12 @@ pub struct Integrations {
     pub spotify_client_secret: Option<SecretString>,
     pub spotify_accounts_base_url: Option<String>,
     pub spotify_api_base_url: Option<String>,
+    /// Google Ads API: the developer token (`DYNAMOI_GOOGLE_ADS_DEVELOPER_TOKEN`, secret), the
+    /// manager account that calls are made through (`DYNAMOI_GOOGLE_ADS_LOGIN_CUSTOMER_ID`) and
+    /// the base URL (`DYNAMOI_GOOGLE_ADS_BASE_URL`, `https://googleads.googleapis.com`).
+    pub google_ads_developer_token: Option<SecretString>,
+    pub google_ads_login_customer_id: Option<String>,
+    pub google_ads_base_url: Option<String>,
     /// Extension lookups allowed per person per minute (`DYNAMOI_EXTENSION_RATE_PER_MINUTE`, 30).
     pub extension_rate_per_minute: u32,
 }
@@ -125,6 +134,10 @@ struct FileSettings {
     spotify_accounts_base_url: Option<String>,
     spotify_api_base_url: Option<String>,
     extension_rate_per_minute: Option<u32>,
+    google_ads_developer_token: Option<String>,
+    google_ads_login_customer_id: Option<String>,
+    google_ads_base_url: Option<String>,
+    sync_daily_at: Option<String>,
 }
 
 impl Settings {
@@ -161,7 +174,19 @@ impl Settings {
             Some("json") => LogFormat::Json,
             Some(_) => anyhow::bail!("DYNAMOI_LOG_FORMAT must be `pretty` or `json`"),
         };
+        let sync_daily_at = match get("DYNAMOI_SYNC_DAILY_AT", file.sync_daily_at)
+            .as_deref()
+            .map(str::trim)
+        {
+            None => chrono::NaiveTime::from_hms_opt(4, 0, 0),
+            Some("off") => None,
+            Some(raw) => Some(
+                chrono::NaiveTime::parse_from_str(raw, "%H:%M")
+                    .map_err(|_| anyhow::anyhow!("DYNAMOI_SYNC_DAILY_AT must be HH:MM (UTC) or `off`"))?,
+            ),
+        };
         Ok(Settings {
+            sync_daily_at,
             listen: parse(
                 "DYNAMOI_LISTEN",
                 get("DYNAMOI_LISTEN", file.listen),
@@ -241,6 +266,13 @@ impl Settings {
                     .map(SecretString::from),
                 spotify_accounts_base_url: get("DYNAMOI_SPOTIFY_ACCOUNTS_BASE_URL", file.spotify_accounts_base_url),
                 spotify_api_base_url: get("DYNAMOI_SPOTIFY_API_BASE_URL", file.spotify_api_base_url),
+                google_ads_developer_token: get("DYNAMOI_GOOGLE_ADS_DEVELOPER_TOKEN", file.google_ads_developer_token)
+                    .map(SecretString::from),
+                google_ads_login_customer_id: get(
+                    "DYNAMOI_GOOGLE_ADS_LOGIN_CUSTOMER_ID",
+                    file.google_ads_login_customer_id,
+                ),
+                google_ads_base_url: get("DYNAMOI_GOOGLE_ADS_BASE_URL", file.google_ads_base_url),
                 extension_rate_per_minute: parse(
                     "DYNAMOI_EXTENSION_RATE_PER_MINUTE",
                     get(
@@ -363,6 +395,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(error, "DYNAMOI_LISTEN has an invalid value");
+    }
+
+    #[test]
+    fn the_daily_sync_time_is_hh_mm_or_off() {
+        assert_eq!(
+            settings(&[]).unwrap().sync_daily_at,
+            chrono::NaiveTime::from_hms_opt(4, 0, 0)
+        );
+        assert_eq!(
+            settings(&[("DYNAMOI_SYNC_DAILY_AT", "23:30")]).unwrap().sync_daily_at,
+            chrono::NaiveTime::from_hms_opt(23, 30, 0)
+        );
+        assert_eq!(
+            settings(&[("DYNAMOI_SYNC_DAILY_AT", "off")]).unwrap().sync_daily_at,
+            None
+        );
+        assert_eq!(
+            settings(&[("DYNAMOI_SYNC_DAILY_AT", "4pm")]).unwrap_err().to_string(),
+            "DYNAMOI_SYNC_DAILY_AT must be HH:MM (UTC) or `off`"
+        );
     }
 
     #[test]

@@ -113,6 +113,15 @@ impl Application {
                 None
             }
         };
+        let scheduler = state.settings.sync_daily_at.map(|at| {
+            tokio::spawn(crate::sync::run_daily(
+                state.log.clone(),
+                state.vault.clone(),
+                state.platforms.clone(),
+                at,
+                workers.clone(),
+            ))
+        });
         tracing::info!(address = %self.address, backend = ?state.log.db().dialect(), "dynamoi is serving");
         warp::serve(routes::routes(state.clone()))
             .incoming(self.listener)
@@ -123,6 +132,9 @@ impl Application {
         workers.cancel();
         if let Some(mailer) = mailer {
             let _ = mailer.await;
+        }
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
         }
         state.engine.shutdown().await;
         state.log.db().close().await;

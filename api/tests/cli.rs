@@ -112,3 +112,99 @@ fn a_database_that_cannot_be_reached_is_one_line_without_the_password() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Stops a `dynamoi serve` child gracefully (SIGTERM) when the test ends, however it ends.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_then_the_dashboard_over_http_shows_its_ninety_days() {
+    let dir = temp_dir();
+    // As README says: `dynamoi demo`, then `dynamoi serve`, then the dashboard.
+    let out = dynamoi(&dir, &["demo", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["recorded"], 3 * 90, "{report}");
+    assert!(report["restated"].as_u64().unwrap() > 0, "{report}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Served(
+        Command::new(env!("CARGO_BIN_EXE_dynamoi"))
+            .arg("serve")
+            .current_dir(&dir)
+            .env_clear()
+            .env("DYNAMOI_JWT_SECRET", SECRET)
+            .env("DYNAMOI_LOG", "error")
+            .env("DYNAMOI_LISTEN", format!("127.0.0.1:{port}"))
+            .spawn()
+            .expect("serve starts"),
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map_or(true, |r| !r.status().is_success())
+    {
+        assert!(std::time::Instant::now() < deadline, "serve became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let person = report["person_id"].as_str().unwrap();
+    let token = Authenticator::new(&SecretString::from(SECRET), "authenticated")
+        .mint(person, Role::Person, 600)
+        .unwrap();
+    let (first, last) = (
+        report["first_day"].as_str().unwrap(),
+        report["last_day"].as_str().unwrap(),
+    );
+    let dashboard: serde_json::Value = client
+        .get(format!(
+            "{base}/v1/artists/{}/dashboard?from={first}&to={last}&granularity=day",
+            report["artist_id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let series = dashboard["series"].as_array().unwrap();
+    assert_eq!(series.len(), 90, "{dashboard}");
+    assert_eq!(series[0]["period"], first);
+    assert_eq!(series[89]["period"], last);
+    let spend: i64 = series.iter().map(|day| day["spend_micros"].as_i64().unwrap()).sum();
+    assert!(spend > 0);
+    assert_eq!(dashboard["totals"][0]["spend_micros"], spend, "{dashboard}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_sync_with_nothing_linked_reads_no_account_and_succeeds() {
+    let dir = temp_dir();
+    let out = dynamoi(&dir, &["sync", "--until", "2026-11-28"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("synced through 2026-11-28: 0 accounts, 0 campaigns"),
+        "{stdout}"
+    );
+    let bad = dynamoi(&dir, &["sync", "--until", "yesterday"]);
+    assert!(!bad.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).trim(),
+        "error: --until must be a day such as 2026-11-28"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

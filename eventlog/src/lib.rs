@@ -21,7 +21,8 @@
 //! Layout: [`db`] (pools, migrations, dialect dispatch), [`event`] (event and metadata types),
 //! [`position`], `postgres`/`sqlite` (the SQL of each backend), [`log`] (the [`EventLog`]),
 //! [`command`] (load, decide, append with retry on conflict), [`idempotency`] (Idempotency-Key
-//! records of command endpoints).
+//! records of command endpoints), [`outbox`] (outbox checkpoints), [`scheduled`] (one run per job
+//! and day across instances).
 
 pub mod chain;
 pub mod command;
@@ -33,6 +34,7 @@ pub mod log;
 pub mod outbox;
 pub mod position;
 mod postgres;
+pub mod scheduled;
 mod sqlite;
 
 pub use command::{CommandError, CommandOutcome};

@@ -243,6 +243,8 @@ impl TestApp {
             ("DYNAMOI_JWT_SECRET", TEST_JWT_SECRET.to_string()),
             ("DYNAMOI_PROJECTION_POLL_MS", "50".to_string()),
             ("DYNAMOI_LOG", "warn".to_string()),
+            // Tests sync on demand; a test of the scheduler turns it on.
+            ("DYNAMOI_SYNC_DAILY_AT", "off".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -6,78 +6,16 @@
 //! rejects invalidates the connection at once and destroys its key (P25), also a 409 asking
 //! for re-authorisation.
 
-use super::connections::{connection_error, connection_key};
 use super::{json, query_params, Ctx};
 use crate::auth::Role;
+use crate::connection_tokens::{invalidate, live_details, open_token};
 use crate::ApiError;
 use connectors::ConnectorError;
-use domain::connection::{
-    Connection, ConnectionCommand, ConnectionDetails, ConnectionEvent, InvalidationReason, Platform,
-};
-use domain::sealed::Sealed;
-use eventlog::EventMetadata;
-use secrecy::SecretString;
+use domain::connection::{ConnectionDetails, Platform};
 use serde_json::json;
 use std::collections::HashMap;
-use vault::{Opened, SealedValue};
 use warp::http::StatusCode;
 use warp::reply::Response;
-
-const NEEDS_REAUTHORISATION: &str = "the platform no longer accepts this connection's token; connect it again";
-
-/// The live connection's details, from its own stream (the write side: never stale).
-async fn live_details(ctx: &Ctx, connection_id: &str) -> Result<ConnectionDetails, ApiError> {
-    let events = ctx
-        .state
-        .log
-        .load(<Connection as domain::Aggregate>::TYPE, connection_id)
-        .await?;
-    let mut live = None;
-    for stored in events {
-        match stored.decode::<ConnectionEvent>().map_err(|_| ApiError::Internal)? {
-            ConnectionEvent::Connected { details, .. } => live = Some(details),
-            _ => live = None,
-        }
-    }
-    live.ok_or_else(|| ApiError::Conflict("this platform is not connected".into()))
-}
-
-async fn token(ctx: &Ctx, connection_id: &str, field: &str, sealed: &Sealed) -> Result<SecretString, ApiError> {
-    let sealed: SealedValue = serde_json::from_value(sealed.0.clone()).map_err(|_| ApiError::Internal)?;
-    match ctx
-        .state
-        .vault
-        .open_string(&connection_key(connection_id), field, &sealed)
-        .await?
-    {
-        Opened::Plain(token) => Ok(SecretString::from(token.to_string())),
-        Opened::Erased => Err(ApiError::Conflict(NEEDS_REAUTHORISATION.into())),
-    }
-}
-
-/// Records that the platform rejected the token, and destroys the connection's key at once.
-async fn invalidate(ctx: &Ctx, connection_id: &str, actor: String) -> Result<ApiError, ApiError> {
-    ctx.state
-        .log
-        .execute::<Connection>(
-            connection_id,
-            ConnectionCommand::Invalidate {
-                reason: InvalidationReason::TokenRejected,
-            },
-            &EventMetadata {
-                actor,
-                request_id: Some(ctx.request_id.clone()),
-                causation_id: None,
-            },
-        )
-        .await
-        .map_err(connection_error)?;
-    ctx.state
-        .vault
-        .destroy(&connection_key(connection_id), "token_rejected")
-        .await?;
-    Ok(ApiError::Conflict(NEEDS_REAUTHORISATION.into()))
-}
 
 pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, String>) -> Result<Response, ApiError> {
     let caller = ctx.caller()?;
@@ -93,7 +31,7 @@ pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, Strin
     };
     let platform: Platform = platform.parse().map_err(ApiError::NotFound)?;
     let connection_id = platform.connection_id(&caller.subject);
-    let details = live_details(ctx, &connection_id).await?;
+    let details = live_details(&ctx.state.log, &connection_id).await?;
     let platforms = &ctx.state.platforms;
     let outcome: Result<serde_json::Value, ConnectorError> = match details {
         ConnectionDetails::Youtube {
@@ -104,7 +42,7 @@ pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, Strin
             let google = platforms.google.as_ref().ok_or_else(|| {
                 ApiError::Upstream("Google is not configured (DYNAMOI_GOOGLE_CLIENT_ID/SECRET)".into())
             })?;
-            let refresh = token(ctx, &connection_id, "refresh_token", &refresh_token).await?;
+            let refresh = open_token(&ctx.state.vault, &connection_id, "refresh_token", &refresh_token).await?;
             // The access token lives only in this request's memory.
             match google.refresh_access_token(&refresh).await {
                 Ok(access) => platforms
@@ -127,7 +65,7 @@ pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, Strin
             instagram_actor_id,
             access_token,
         } => {
-            let access = token(ctx, &connection_id, "access_token", &access_token).await?;
+            let access = open_token(&ctx.state.vault, &connection_id, "access_token", &access_token).await?;
             match platforms.meta.page_posts(&access, &page_id, max).await {
                 Ok(posts) => {
                     let media = match &instagram_actor_id {
@@ -157,7 +95,9 @@ pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, Strin
     };
     match outcome {
         Ok(body) => json(StatusCode::OK, &body),
-        Err(ConnectorError::InvalidToken) => Err(invalidate(ctx, &connection_id, caller.actor()).await?),
+        Err(ConnectorError::InvalidToken) => {
+            Err(invalidate(&ctx.state.log, &ctx.state.vault, &connection_id, &ctx.metadata(&caller)).await?)
+        }
         Err(other) => Err(other.into()),
     }
 }

@@ -6,13 +6,15 @@ use super::artists::authorize;
 use super::{command_input, finish, json, json_body, parse_json, query_params, run_command, CommandReply, Ctx};
 use crate::auth::Role;
 use crate::ingest::{self, IngestReading, Outcome};
+use crate::sync::{SyncDeps, SyncScope};
 use crate::ApiError;
 use chrono::{Datelike, NaiveDate};
 use domain::artist::Permission;
 use domain::campaign::{
-    AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, CampaignError, Creative, Objective, Schedule,
+    AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, CampaignError, Creative, Objective, PlatformLink,
+    Schedule,
 };
-use domain::connection::{Connection, Platform};
+use domain::connection::{Connection, ConnectionDetails, Platform};
 use eventlog::{dispatch, CommandError, Db};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -66,6 +68,13 @@ pub fn routes(
         .then(|ctx: Ctx, ct: Option<String>, body: bytes::Bytes| async move {
             finish(&ctx.request_id, ingest_route(&ctx, ct.as_deref(), &body).await)
         });
+    let sync_all = warp::path!("v1" / "spend" / "sync")
+        .and(warp::post())
+        .and(ctx.clone())
+        .and(json_body(max_body))
+        .then(|ctx: Ctx, ct: Option<String>, body: bytes::Bytes| async move {
+            finish(&ctx.request_id, sync_route(&ctx, ct.as_deref(), &body).await)
+        });
     let dashboard = warp::path!("v1" / "artists" / String / "dashboard")
         .and(warp::get())
         .and(ctx.clone())
@@ -88,6 +97,8 @@ pub fn routes(
         .unify()
         .or(ingest)
         .unify()
+        .or(sync_all)
+        .unify()
         .or(dashboard)
         .unify()
         .or(platforms)
@@ -98,7 +109,10 @@ fn campaign_error(error: CommandError<CampaignError>) -> ApiError {
     match error {
         CommandError::Rejected(rule @ CampaignError::NoCampaign) => ApiError::NotFound(rule.to_string()),
         CommandError::Rejected(
-            rule @ (CampaignError::AlreadyExists | CampaignError::WrongStage(_) | CampaignError::NotConnected),
+            rule @ (CampaignError::AlreadyExists
+            | CampaignError::WrongStage(_)
+            | CampaignError::NotConnected
+            | CampaignError::AlreadyLinked),
         ) => ApiError::Conflict(rule.to_string()),
         CommandError::Rejected(rule) => ApiError::Validation(rule.to_string()),
         CommandError::Log(log) => log.into(),
@@ -143,7 +157,58 @@ async fn draft(ctx: &Ctx, artist: &str, content_type: Option<&str>, body: &[u8])
     })
 }
 
-/// `POST /v1/campaigns/{id}/{launch|pause|resume|end|archive|budget|schedule|ai-creatives}`.
+/// The command of `POST /v1/campaigns/{id}/link`: the caller's connection for the campaign's
+/// platform, the ad account (a Google Ads connection's customer id unless named) and the
+/// platform's campaign id.
+async fn link_command(
+    ctx: &Ctx,
+    person: &str,
+    platform: AdPlatform,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<CampaignCommand, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct LinkRequest {
+        account_id: Option<String>,
+        platform_campaign_id: String,
+    }
+    let request: LinkRequest = parse_json(content_type, body)?;
+    let connection_id = connection_platform(platform).connection_id(person);
+    let details = match crate::connection_tokens::live_details(&ctx.state.log, &connection_id).await {
+        Ok(details) => Some(details),
+        Err(ApiError::Conflict(_)) => None,
+        Err(other) => return Err(other),
+    };
+    let account_id = match (request.account_id, &details) {
+        (Some(account), _) => account,
+        (None, Some(ConnectionDetails::GoogleAds { customer_id, .. })) => customer_id.replace('-', ""),
+        (None, Some(_)) => {
+            return Err(ApiError::Validation(
+                "account_id (the Meta ad account id) is required".into(),
+            ))
+        }
+        (None, None) => String::new(),
+    };
+    Ok(CampaignCommand::LinkPlatform {
+        link: PlatformLink {
+            connection_id,
+            account_id,
+            platform_campaign_id: request.platform_campaign_id,
+        },
+        connection_live: details.is_some(),
+    })
+}
+
+/// The connection platform a campaign's ad platform runs on.
+fn connection_platform(platform: AdPlatform) -> Platform {
+    match platform {
+        AdPlatform::Meta => Platform::Meta,
+        AdPlatform::GoogleAds => Platform::GoogleAds,
+    }
+}
+
+/// `POST /v1/campaigns/{id}/{launch|link|pause|resume|end|archive|budget|schedule|ai-creatives}`.
 async fn act(
     ctx: &Ctx,
     campaign_id: &str,
@@ -165,11 +230,16 @@ async fn act(
             other => other,
         })?;
     let command = match action {
-        "launch" => {
-            let platform = match details.platform {
-                AdPlatform::Meta => Platform::Meta,
-                AdPlatform::GoogleAds => Platform::GoogleAds,
+        "sync" => {
+            let scope = SyncScope {
+                campaigns: Some(vec![campaign_id.to_string()]),
+                until: chrono::Utc::now().date_naive(),
+                actor: caller.actor(),
             };
+            return run_sync(ctx, &scope).await;
+        }
+        "launch" => {
+            let platform = connection_platform(details.platform);
             let (connection, _, _) = ctx
                 .state
                 .log
@@ -179,6 +249,7 @@ async fn act(
                 connection_live: connection.is_live(),
             }
         }
+        "link" => link_command(ctx, &caller.subject, details.platform, content_type, body).await?,
         "pause" => CampaignCommand::Pause,
         "resume" => CampaignCommand::Resume,
         "end" => CampaignCommand::End,
@@ -214,12 +285,60 @@ async fn act(
     )
 }
 
+/// Syncs `scope` now and answers with the report (`200` even when an account failed: the
+/// report says which and why).
+async fn run_sync(ctx: &Ctx, scope: &SyncScope) -> Result<Response, ApiError> {
+    let deps = SyncDeps {
+        log: &ctx.state.log,
+        vault: &ctx.state.vault,
+        platforms: &ctx.state.platforms,
+    };
+    let report = crate::sync::sync(&deps, scope, &|_| {}).await?;
+    json(StatusCode::OK, &report)
+}
+
+/// `POST /v1/spend/sync` (service): `{"campaigns": [...], "until": "YYYY-MM-DD", "min_position": "…"}`,
+/// every field optional; without `campaigns`, every linked campaign the dashboards read model
+/// knows (at `min_position` when given).
+async fn sync_route(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<Response, ApiError> {
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct SyncRequest {
+        campaigns: Option<Vec<String>>,
+        until: Option<NaiveDate>,
+        min_position: Option<String>,
+    }
+    let caller = ctx.caller()?;
+    caller.require(&[Role::Service])?;
+    let request: SyncRequest = if body.is_empty() {
+        SyncRequest::default()
+    } else {
+        parse_json(content_type, body)?
+    };
+    if request
+        .campaigns
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c.len() > 10_000)
+    {
+        return Err(ApiError::Validation("campaigns holds 1 to 10,000 campaign ids".into()));
+    }
+    ctx.wait_for_position("dashboards", request.min_position.as_ref())
+        .await?;
+    let scope = SyncScope {
+        campaigns: request.campaigns,
+        until: request.until.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        actor: caller.actor(),
+    };
+    run_sync(ctx, &scope).await
+}
+
 async fn list(ctx: &Ctx, artist: &str, query: HashMap<String, String>) -> Result<Response, ApiError> {
     let query = query_params(&query, &["min_position"])?;
     authorize(ctx, artist, Permission::View, &query).await?;
     ctx.wait_for_position("dashboards", query.get("min_position")).await?;
     let sql = "SELECT campaign_id, platform, objective, stage, currency, start_date, end_date, budget_kind, \
-               budget_micros, platform_status FROM campaigns WHERE artist_id = $1 ORDER BY campaign_id";
+               budget_micros, platform_status, platform_account_id, platform_campaign_id FROM campaigns \
+               WHERE artist_id = $1 ORDER BY campaign_id";
     let campaigns: Vec<Value> = dispatch!(ctx.state.log.db(), Db, |pool| {
         let rows = sqlx::query(sql).bind(artist).fetch_all(pool).await?;
         rows.iter()
@@ -234,6 +353,8 @@ async fn list(ctx: &Ctx, artist: &str, query: HashMap<String, String>) -> Result
                     "end": r.try_get::<Option<String>, _>(6)?,
                     "budget": { "kind": r.try_get::<String, _>(7)?, "amount_micros": r.try_get::<i64, _>(8)? },
                     "platform_status": r.try_get::<Option<String>, _>(9)?,
+                    "platform_account_id": r.try_get::<Option<String>, _>(10)?,
+                    "platform_campaign_id": r.try_get::<Option<String>, _>(11)?,
                 }))
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?

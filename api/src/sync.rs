@@ -1,0 +1,493 @@
+//! The spend sync (P1, P10): reads every linked campaign's daily metrics from its ad platform
+//! over the platform's restatement window (Meta 28 days, Google Ads 14) and hands them to bulk
+//! ingestion, which records new days, restates changed ones and ignores repeats.
+//!
+//! One platform call per ad account: campaigns are grouped by (connection, account) and each
+//! account is read once at campaign level, one row per campaign and day; rows are matched to
+//! our campaigns by the platform campaign id recorded when the campaign was linked. A token the
+//! platform rejects invalidates the connection (its key is destroyed at once, P25); any other
+//! failure of one account is reported and the others go on. The daily scheduler
+//! ([`run_daily`]) and `dynamoi sync` both call [`sync`].
+
+use crate::connection_tokens::{invalidate, live_details, open_token};
+use crate::ingest::{self, IngestReading, Outcome};
+use crate::platforms::Platforms;
+use crate::ApiError;
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use connectors::ad_reporting::CampaignDay;
+use connectors::ConnectorError;
+use domain::campaign::{AdPlatform, Campaign, CampaignEvent, PlatformLink, Stage};
+use domain::connection::ConnectionDetails;
+use domain::Aggregate;
+use eventlog::{dispatch, Db, EventLog, EventMetadata};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+use tokio_util::sync::CancellationToken;
+use vault::Vault;
+
+/// Days Meta revises (its attribution windows): every sync re-reads them.
+pub const META_LOOKBACK_DAYS: i64 = 28;
+/// Days Google Ads revises conversions: every sync re-reads them.
+pub const GOOGLE_ADS_LOOKBACK_DAYS: i64 = 14;
+/// Readings per ingestion batch (one statement each).
+const INGEST_BATCH: usize = 5_000;
+/// The scheduler's job name in `scheduled_runs`.
+pub const DAILY_JOB: &str = "spend_sync";
+
+/// What the sync reaches for.
+pub struct SyncDeps<'a> {
+    pub log: &'a EventLog,
+    pub vault: &'a Vault,
+    pub platforms: &'a Platforms,
+}
+
+/// Which campaigns, and the last day to read.
+#[derive(Clone, Debug)]
+pub struct SyncScope {
+    /// `None`: every linked campaign that is live, paused, or ended within the lookback.
+    pub campaigns: Option<Vec<String>>,
+    /// The last day read (today, UTC, unless asked otherwise).
+    pub until: NaiveDate,
+    /// Who asked, for the events' metadata (`system:spend-sync`, `service:…`).
+    pub actor: String,
+}
+
+/// One account that could not be read, and why (no token, no personal data).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SyncFailure {
+    pub platform: &'static str,
+    pub account_id: String,
+    pub campaigns: Vec<String>,
+    pub reason: String,
+}
+
+/// What a sync did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncReport {
+    pub accounts: usize,
+    pub campaigns: usize,
+    /// Rows the platforms returned for linked campaigns.
+    pub readings: usize,
+    pub recorded: usize,
+    pub restated: usize,
+    pub unchanged: usize,
+    pub rejected: usize,
+    /// Rejection reasons with their counts.
+    pub rejections: BTreeMap<String, usize>,
+    /// Rows for platform campaigns that no campaign of ours is linked to.
+    pub unmatched_rows: usize,
+    pub invalidated_connections: usize,
+    pub failures: Vec<SyncFailure>,
+    /// Consistency token of the last ingestion batch.
+    pub position: Option<String>,
+}
+
+impl SyncReport {
+    /// One line for logs and `scheduled_runs` (counts only).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} accounts, {} campaigns, {} readings: {} recorded, {} restated, {} unchanged, {} rejected; \
+             {} unmatched rows; {} failed accounts; {} connections invalidated",
+            self.accounts,
+            self.campaigns,
+            self.readings,
+            self.recorded,
+            self.restated,
+            self.unchanged,
+            self.rejected,
+            self.unmatched_rows,
+            self.failures.len(),
+            self.invalidated_connections
+        )
+    }
+}
+
+/// Progress of a sync, reported after each account.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncProgress {
+    pub accounts_done: usize,
+    pub accounts_total: usize,
+    pub readings: usize,
+}
+
+/// A campaign to read: its id, link and life.
+struct Target {
+    campaign_id: String,
+    link: PlatformLink,
+    platform: AdPlatform,
+    start: NaiveDate,
+    end: Option<NaiveDate>,
+}
+
+fn lookback(platform: AdPlatform) -> i64 {
+    match platform {
+        AdPlatform::Meta => META_LOOKBACK_DAYS,
+        AdPlatform::GoogleAds => GOOGLE_ADS_LOOKBACK_DAYS,
+    }
+}
+
+fn platform_name(platform: AdPlatform) -> &'static str {
+    match platform {
+        AdPlatform::Meta => "meta",
+        AdPlatform::GoogleAds => "google_ads",
+    }
+}
+
+/// The ids of linked campaigns that may still have spend to read, from the dashboards read
+/// model (the scheduler runs beside the projections; `dynamoi sync` catches them up first).
+async fn linked_campaign_ids(db: &Db) -> Result<Vec<String>, ApiError> {
+    let sql = "SELECT campaign_id FROM campaigns WHERE platform_campaign_id IS NOT NULL \
+               AND stage IN ('live', 'paused', 'ended') ORDER BY campaign_id";
+    let ids = dispatch!(db, Db, |pool| {
+        sqlx::query(sql)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?
+    });
+    Ok(ids)
+}
+
+/// The campaigns to read, judged on their own streams (the write side).
+async fn targets(log: &EventLog, ids: &[String], until: NaiveDate) -> Result<Vec<Target>, ApiError> {
+    let mut campaigns: HashMap<String, Campaign> = HashMap::new();
+    for stored in log.load_many(Campaign::TYPE, ids).await? {
+        let event: CampaignEvent = stored.decode().map_err(|_| ApiError::Internal)?;
+        campaigns.entry(stored.aggregate_id.clone()).or_default().apply(event);
+    }
+    let mut targets = Vec::new();
+    for id in ids {
+        let Some(campaign) = campaigns.get(id) else { continue };
+        let (Some(details), Some(link)) = (campaign.details(), campaign.link()) else {
+            continue;
+        };
+        let first_day = until - Duration::days(lookback(details.platform) - 1);
+        let readable = match campaign.stage() {
+            Stage::Live | Stage::Paused => true,
+            // An ended campaign's last days are still restated for a while.
+            Stage::Ended => details
+                .schedule
+                .end
+                .is_none_or(|end| end + Duration::days(1) >= first_day),
+            Stage::None | Stage::Draft | Stage::Archived => false,
+        };
+        if readable {
+            targets.push(Target {
+                campaign_id: id.clone(),
+                link: link.clone(),
+                platform: details.platform,
+                start: details.schedule.start,
+                end: details.schedule.end,
+            });
+        }
+    }
+    Ok(targets)
+}
+
+/// Syncs the campaigns in `scope`; `progress` is called after each account.
+pub async fn sync(
+    deps: &SyncDeps<'_>,
+    scope: &SyncScope,
+    progress: &(dyn Fn(SyncProgress) + Sync),
+) -> Result<SyncReport, ApiError> {
+    let ids = match &scope.campaigns {
+        Some(ids) => ids.clone(),
+        None => linked_campaign_ids(deps.log.db()).await?,
+    };
+    let targets = targets(deps.log, &ids, scope.until).await?;
+    if let Some(asked) = &scope.campaigns {
+        if let Some(missing) = asked.iter().find(|id| !targets.iter().any(|t| &t.campaign_id == *id)) {
+            return Err(ApiError::Conflict(format!(
+                "campaign {missing} cannot be synced: it does not exist, is not linked to its platform campaign, \
+                 or is not live, paused or recently ended"
+            )));
+        }
+    }
+    let mut groups: BTreeMap<(String, String), Vec<&Target>> = BTreeMap::new();
+    for target in &targets {
+        groups
+            .entry((target.link.connection_id.clone(), target.link.account_id.clone()))
+            .or_default()
+            .push(target);
+    }
+    let metadata = EventMetadata {
+        actor: scope.actor.clone(),
+        request_id: None,
+        causation_id: None,
+    };
+    let mut report = SyncReport {
+        accounts: groups.len(),
+        campaigns: targets.len(),
+        ..SyncReport::default()
+    };
+    let total = groups.len();
+    for (done, ((connection_id, account_id), group)) in groups.into_iter().enumerate() {
+        let platform = group[0].platform;
+        let fail = |reason: String| SyncFailure {
+            platform: platform_name(platform),
+            account_id: account_id.clone(),
+            campaigns: group.iter().map(|t| t.campaign_id.clone()).collect(),
+            reason,
+        };
+        // The account's window: the lookback, cut to the campaigns' lives (a day of slack).
+        let lookback_start = scope.until - Duration::days(lookback(platform) - 1);
+        let since = group
+            .iter()
+            .map(|t| t.start - Duration::days(1))
+            .min()
+            .map_or(lookback_start, |start| start.max(lookback_start));
+        let until = if group.iter().any(|t| t.end.is_none()) {
+            scope.until
+        } else {
+            let last = group.iter().filter_map(|t| t.end).max().unwrap_or(scope.until);
+            (last + Duration::days(1)).min(scope.until)
+        };
+        if since > until {
+            progress(SyncProgress {
+                accounts_done: done + 1,
+                accounts_total: total,
+                readings: report.readings,
+            });
+            continue;
+        }
+        let rows = match read_account(deps, &connection_id, &account_id, platform, since, until).await {
+            Ok(rows) => rows,
+            Err(AccountError::TokenRejected) => {
+                invalidate(deps.log, deps.vault, &connection_id, &metadata).await?;
+                report.invalidated_connections += 1;
+                report.failures.push(fail(
+                    "the platform rejected the connection's token; the connection was invalidated and must be \
+                     connected again"
+                        .into(),
+                ));
+                continue;
+            }
+            Err(AccountError::Skipped(reason)) => {
+                report.failures.push(fail(reason));
+                continue;
+            }
+            Err(AccountError::Fatal(error)) => return Err(error),
+        };
+        let fetched_at = Utc::now();
+        let source = match platform {
+            AdPlatform::Meta => "meta_insights",
+            AdPlatform::GoogleAds => "google_ads_search_stream",
+        };
+        let mut readings = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut matched = false;
+            for target in group
+                .iter()
+                .filter(|t| t.link.platform_campaign_id == row.platform_campaign_id)
+            {
+                matched = true;
+                readings.push(Ok(reading(&target.campaign_id, platform, &row, fetched_at, source)));
+            }
+            if !matched {
+                report.unmatched_rows += 1;
+            }
+        }
+        report.readings += readings.len();
+        for batch in readings.chunks(INGEST_BATCH) {
+            let result = ingest::ingest(deps.log, batch, &metadata).await?;
+            for outcome in result.outcomes {
+                match outcome {
+                    Outcome::Recorded => report.recorded += 1,
+                    Outcome::Restated => report.restated += 1,
+                    Outcome::Unchanged => report.unchanged += 1,
+                    Outcome::Rejected { reason } => {
+                        report.rejected += 1;
+                        *report.rejections.entry(reason).or_default() += 1;
+                    }
+                }
+            }
+            if let Some(position) = result.position {
+                report.position = Some(position.to_string());
+            }
+        }
+        progress(SyncProgress {
+            accounts_done: done + 1,
+            accounts_total: total,
+            readings: report.readings,
+        });
+    }
+    Ok(report)
+}
+
+fn reading(
+    campaign_id: &str,
+    platform: AdPlatform,
+    row: &CampaignDay,
+    fetched_at: DateTime<Utc>,
+    source: &str,
+) -> IngestReading {
+    IngestReading {
+        campaign_id: campaign_id.to_string(),
+        platform,
+        date: row.date,
+        spend_micros: row.spend_micros,
+        currency: row.currency.clone(),
+        impressions: row.impressions,
+        reach: row.reach,
+        clicks: row.clicks,
+        views: row.views,
+        saves: row.saves,
+        reactions: row.reactions,
+        comments: row.comments,
+        shares: row.shares,
+        follows: row.follows,
+        conversions: row.conversions,
+        fetched_at,
+        source: source.to_string(),
+    }
+}
+
+/// Why one account was not read.
+enum AccountError {
+    /// The platform answered that the token is invalid: invalidate the connection.
+    TokenRejected,
+    /// Not readable now (not connected, not configured, rate limited, platform down): reported.
+    Skipped(String),
+    /// Our own failure (database): the sync stops.
+    Fatal(ApiError),
+}
+
+impl From<ConnectorError> for AccountError {
+    fn from(error: ConnectorError) -> Self {
+        match error {
+            ConnectorError::InvalidToken => AccountError::TokenRejected,
+            other => AccountError::Skipped(other.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for AccountError {
+    fn from(error: ApiError) -> Self {
+        match error {
+            // Not live, or its key erased.
+            ApiError::Conflict(reason) => AccountError::Skipped(reason),
+            other => AccountError::Fatal(other),
+        }
+    }
+}
+
+/// One account's rows over `since..=until`, with the connection's token.
+async fn read_account(
+    deps: &SyncDeps<'_>,
+    connection_id: &str,
+    account_id: &str,
+    platform: AdPlatform,
+    since: NaiveDate,
+    until: NaiveDate,
+) -> Result<Vec<CampaignDay>, AccountError> {
+    let details = live_details(deps.log, connection_id).await?;
+    match (platform, details) {
+        (AdPlatform::Meta, ConnectionDetails::Meta { access_token, .. }) => {
+            let token = open_token(deps.vault, connection_id, "access_token", &access_token).await?;
+            Ok(deps
+                .platforms
+                .meta
+                .campaign_insights(&token, account_id, since, until)
+                .await?)
+        }
+        (AdPlatform::GoogleAds, ConnectionDetails::GoogleAds { refresh_token, .. }) => {
+            let (Some(google), Some(ads)) = (&deps.platforms.google, &deps.platforms.google_ads) else {
+                return Err(AccountError::Skipped(
+                    "Google Ads is not configured (DYNAMOI_GOOGLE_CLIENT_ID/SECRET and \
+                     DYNAMOI_GOOGLE_ADS_DEVELOPER_TOKEN)"
+                        .into(),
+                ));
+            };
+            let refresh = open_token(deps.vault, connection_id, "refresh_token", &refresh_token).await?;
+            // The access token lives only in this call's memory.
+            let access = google.refresh_access_token(&refresh).await?;
+            Ok(ads.campaign_days(&access.token, account_id, since, until).await?)
+        }
+        _ => Err(AccountError::Skipped(
+            "the linked connection is for another platform".into(),
+        )),
+    }
+}
+
+/// The next time the daily sync is due after `now`: today at `at` (UTC) if that is still to
+/// come, else tomorrow at `at`.
+pub fn next_daily_run(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
+    let today = now.date_naive().and_time(at).and_utc();
+    if today > now {
+        today
+    } else {
+        today + Duration::days(1)
+    }
+}
+
+/// The daily scheduler of `serve`: at `at` (UTC) every day, and at start when today's run is
+/// due but was missed, syncs every linked campaign. `scheduled_runs` lets one instance run
+/// each day; a failed run is logged (counts and reasons, never tokens) and tried again the
+/// next day (the lookback window re-reads the days it missed).
+pub async fn run_daily(log: EventLog, vault: Vault, platforms: Platforms, at: NaiveTime, stop: CancellationToken) {
+    loop {
+        let now = Utc::now();
+        let due_today = now.date_naive().and_time(at).and_utc() <= now;
+        if due_today {
+            let day = now.date_naive();
+            let run_key = day.to_string();
+            match eventlog::scheduled::claim_run(log.db(), DAILY_JOB, &run_key).await {
+                Ok(true) => {
+                    let deps = SyncDeps {
+                        log: &log,
+                        vault: &vault,
+                        platforms: &platforms,
+                    };
+                    let scope = SyncScope {
+                        campaigns: None,
+                        until: day,
+                        actor: "system:spend-sync".into(),
+                    };
+                    let outcome = match sync(&deps, &scope, &|_| {}).await {
+                        Ok(report) => {
+                            tracing::info!(summary = %report.summary(), "daily spend sync finished");
+                            for failure in &report.failures {
+                                tracing::warn!(platform = failure.platform, reason = %failure.reason, "an ad account was not synced");
+                            }
+                            report.summary()
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "daily spend sync failed");
+                            format!("failed: {error}")
+                        }
+                    };
+                    if let Err(error) = eventlog::scheduled::finish_run(log.db(), DAILY_JOB, &run_key, &outcome).await {
+                        tracing::error!(%error, "cannot record the end of the daily spend sync");
+                    }
+                }
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "cannot claim the daily spend sync"),
+            }
+        }
+        let wait = (next_daily_run(Utc::now(), at) - Utc::now())
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1));
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_daily_run_is_today_until_its_time_has_passed() {
+        let at = NaiveTime::from_hms_opt(4, 0, 0).unwrap();
+        let early: DateTime<Utc> = "2026-11-29T03:59:59Z".parse().unwrap();
+        assert_eq!(next_daily_run(early, at).to_rfc3339(), "2026-11-29T04:00:00+00:00");
+        let on_time: DateTime<Utc> = "2026-11-29T04:00:00Z".parse().unwrap();
+        assert_eq!(next_daily_run(on_time, at).to_rfc3339(), "2026-11-30T04:00:00+00:00");
+        let late: DateTime<Utc> = "2026-12-31T23:00:00Z".parse().unwrap();
+        assert_eq!(next_daily_run(late, at).to_rfc3339(), "2027-01-01T04:00:00+00:00");
+    }
+}
