@@ -64,6 +64,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Billing: close a period, reconcile it with what was reported to Stripe.
+    Billing {
+        #[command(subcommand)]
+        action: BillingAction,
+    },
     /// Mint a development bearer token signed with the configured secret.
     Token {
         /// The subject (user id or service name).
@@ -95,6 +100,25 @@ enum AuditAction {
         /// An RFC 3339 instant; now when omitted.
         #[arg(long)]
         as_of: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BillingAction {
+    /// Close a period (YYYY-MM) of one account or of every account whose period has ended in
+    /// its time zone; prints each statement's fee and what will be reported.
+    Close {
+        #[arg(long)]
+        period: String,
+        /// One account (its Stripe customer id); every account when omitted.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Compare every account's usage of a period with its statement and with what was
+    /// reported to Stripe; lists each difference, exits non-zero when there is one.
+    Reconcile {
+        #[arg(long)]
+        period: String,
     },
 }
 
@@ -172,6 +196,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             writeln!(std::io::stdout(), "migrations applied")?;
             Ok(())
         }
+        Command::Billing { action } => billing(&settings, action).await,
         Command::Sync { campaigns, until, json } => sync(&settings, campaigns, until, json).await,
         Command::Demo { days, json } => demo(&settings, days, json).await,
         Command::Token { sub, role, ttl_seconds } => {
@@ -432,4 +457,68 @@ async fn demo(settings: &Settings, days: u32, json: bool) -> anyhow::Result<()> 
         report.person_id, settings.listen, report.artist_id, report.first_day, report.last_day
     )?;
     Ok(())
+}
+
+/// `dynamoi billing close|reconcile`: on read models caught up first.
+async fn billing(settings: &Settings, action: BillingAction) -> anyhow::Result<()> {
+    let log = startup::open_log(settings, settings.auto_migrate).await?;
+    startup::engine(settings, log.clone())
+        .catch_up()
+        .await
+        .context("cannot bring the read models up to date")?;
+    let fail = |e: crate::ApiError| anyhow::anyhow!("{e}");
+    let mut out = std::io::stdout();
+    match action {
+        BillingAction::Close { period, account } => {
+            crate::billing::parse_period(&period).map_err(fail)?;
+            let accounts: Vec<String> = match account {
+                Some(account) => vec![account],
+                None => billing_account_ids(log.db()).await?,
+            };
+            let metadata = eventlog::EventMetadata {
+                actor: "system:dynamoi-billing".into(),
+                request_id: None,
+                causation_id: None,
+            };
+            for account in accounts {
+                match crate::billing::close_period(&log, &account, &period, chrono::Utc::now(), &metadata).await {
+                    Ok((statement, _)) => writeln!(
+                        out,
+                        "closed {account} {period}: spend {} micros {}, fee {} micros, {} adjustments, reported {} (minor units)",
+                        statement.spend_micros,
+                        statement.currency,
+                        statement.fee_micros,
+                        statement.adjustments.len(),
+                        statement.reported_minor
+                    )?,
+                    Err(crate::ApiError::Conflict(reason)) => writeln!(out, "skipped {account} {period}: {reason}")?,
+                    Err(other) => return Err(fail(other)),
+                }
+            }
+            Ok(())
+        }
+        BillingAction::Reconcile { period } => {
+            let differences = crate::billing::reconcile(log.db(), &period).await.map_err(fail)?;
+            for d in &differences {
+                writeln!(out, "{} {}: {}", d.account_id, d.period, d.what)?;
+            }
+            if differences.is_empty() {
+                writeln!(out, "{period}: usage, statements and Stripe reports agree")?;
+                Ok(())
+            } else {
+                anyhow::bail!("{} differences for {period}", differences.len())
+            }
+        }
+    }
+}
+
+/// Every billing account id.
+async fn billing_account_ids(db: &eventlog::Db) -> anyhow::Result<Vec<String>> {
+    use eventlog::Db;
+    let ids: Vec<(String,)> = eventlog::dispatch!(db, Db, |pool| {
+        sqlx::query_as("SELECT account_id FROM billing_accounts ORDER BY account_id")
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }

@@ -10,6 +10,7 @@
 //! - [`routes`]: the HTTP routes; [`telemetry`]: tracing, request ids and Prometheus metrics;
 //! - [`consent`]: the one consent check, the auditor's replay and consent receipts;
 //! - [`ingest`]: bulk spend ingestion, one statement per batch;
+//! - [`billing`]: usage, period statements, the meter reporter, reconciliation (P3, P11);
 //! - [`outbox`]: the invitation mailer, sending each invitation email exactly once;
 //! - [`sync`]: the spend sync from Meta and Google Ads and its daily scheduler;
 //! - [`connection_tokens`]: live connection details, tokens opened for one call, invalidation;
@@ -21,6 +22,7 @@
 //! logged or returned in an error.
 
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod connection_tokens;
 pub mod consent;

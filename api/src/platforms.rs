@@ -9,6 +9,7 @@ use connectors::google_oauth::{GoogleOAuth, GoogleOAuthSettings};
 use connectors::meta::{Meta, MetaSettings};
 use connectors::resend::{Resend, ResendSettings};
 use connectors::spotify::{Spotify, SpotifySettings};
+use connectors::stripe::{Stripe, StripeSettings};
 use connectors::youtube::{YouTube, YouTubeSettings};
 use connectors::Url;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Platforms {
     pub meta: Arc<Meta>,
     pub spotify: Option<Arc<Spotify>>,
     pub resend: Option<Arc<Resend>>,
+    /// Stripe (meter events): needs the API key.
+    pub stripe: Option<Arc<Stripe>>,
 }
 
 fn url(name: &str, value: &Option<String>) -> anyhow::Result<Option<Url>> {
@@ -90,7 +93,18 @@ impl Platforms {
             }
             None => None,
         };
+        let stripe = match &integrations.stripe_api_key {
+            Some(key) => {
+                let mut settings = StripeSettings::new(key.clone());
+                if let Some(base) = url("DYNAMOI_STRIPE_BASE_URL", &integrations.stripe_base_url)? {
+                    settings.base_url = base;
+                }
+                Some(Arc::new(Stripe::new(settings)?))
+            }
+            None => None,
+        };
         Ok(Platforms {
+            stripe,
             google,
             google_ads,
             youtube: Arc::new(YouTube::new(youtube)?),

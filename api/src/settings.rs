@@ -88,6 +88,16 @@ pub struct Integrations {
     pub google_ads_developer_token: Option<SecretString>,
     pub google_ads_login_customer_id: Option<String>,
     pub google_ads_base_url: Option<String>,
+    /// Stripe: the secret API key (`DYNAMOI_STRIPE_API_KEY`), the host
+    /// (`DYNAMOI_STRIPE_BASE_URL`, `https://api.stripe.com`), the webhook endpoint secrets
+    /// (`DYNAMOI_STRIPE_WEBHOOK_SECRET`, `whsec_…`; several separated by `,` while rotating),
+    /// the meter's event name (`DYNAMOI_STRIPE_METER_EVENT`, `dynamoi_spend_fee`) and how often
+    /// the meter reporter looks for closed periods (`DYNAMOI_BILLING_REPORT_INTERVAL_MS`, 60000).
+    pub stripe_api_key: Option<SecretString>,
+    pub stripe_base_url: Option<String>,
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    pub stripe_meter_event: String,
+    pub billing_report_interval: Duration,
     /// Extension lookups allowed per person per minute (`DYNAMOI_EXTENSION_RATE_PER_MINUTE`, 30).
     pub extension_rate_per_minute: u32,
 }
@@ -138,6 +148,11 @@ struct FileSettings {
     google_ads_login_customer_id: Option<String>,
     google_ads_base_url: Option<String>,
     sync_daily_at: Option<String>,
+    stripe_api_key: Option<String>,
+    stripe_base_url: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_meter_event: Option<String>,
+    billing_report_interval_ms: Option<u64>,
 }
 
 impl Settings {
@@ -273,6 +288,30 @@ impl Settings {
                     file.google_ads_login_customer_id,
                 ),
                 google_ads_base_url: get("DYNAMOI_GOOGLE_ADS_BASE_URL", file.google_ads_base_url),
+                stripe_api_key: get("DYNAMOI_STRIPE_API_KEY", file.stripe_api_key).map(SecretString::from),
+                stripe_base_url: get("DYNAMOI_STRIPE_BASE_URL", file.stripe_base_url),
+                stripe_webhook_secrets: get("DYNAMOI_STRIPE_WEBHOOK_SECRET", file.stripe_webhook_secret)
+                    .map(|all| {
+                        all.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(|s| SecretString::from(s.to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                stripe_meter_event: get("DYNAMOI_STRIPE_METER_EVENT", file.stripe_meter_event)
+                    .unwrap_or_else(|| "dynamoi_spend_fee".into()),
+                billing_report_interval: Duration::from_millis(
+                    parse(
+                        "DYNAMOI_BILLING_REPORT_INTERVAL_MS",
+                        get(
+                            "DYNAMOI_BILLING_REPORT_INTERVAL_MS",
+                            file.billing_report_interval_ms.map(|v| v.to_string()),
+                        ),
+                        60_000,
+                    )?
+                    .max(10),
+                ),
                 extension_rate_per_minute: parse(
                     "DYNAMOI_EXTENSION_RATE_PER_MINUTE",
                     get(

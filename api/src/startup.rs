@@ -122,6 +122,15 @@ impl Application {
                 workers.clone(),
             ))
         });
+        let reporter = state.platforms.stripe.clone().map(|stripe| {
+            tokio::spawn(crate::billing::run_reporter(
+                state.log.clone(),
+                stripe,
+                state.settings.integrations.stripe_meter_event.clone(),
+                state.settings.integrations.billing_report_interval,
+                workers.clone(),
+            ))
+        });
         tracing::info!(address = %self.address, backend = ?state.log.db().dialect(), "dynamoi is serving");
         warp::serve(routes::routes(state.clone()))
             .incoming(self.listener)
@@ -133,8 +142,8 @@ impl Application {
         if let Some(mailer) = mailer {
             let _ = mailer.await;
         }
-        if let Some(scheduler) = scheduler {
-            let _ = scheduler.await;
+        for task in [scheduler, reporter].into_iter().flatten() {
+            let _ = task.await;
         }
         state.engine.shutdown().await;
         state.log.db().close().await;

@@ -138,7 +138,7 @@ fn platform_name(platform: AdPlatform) -> &'static str {
 /// model (the scheduler runs beside the projections; `dynamoi sync` catches them up first).
 async fn linked_campaign_ids(db: &Db) -> Result<Vec<String>, ApiError> {
     let sql = "SELECT campaign_id FROM campaigns WHERE platform_campaign_id IS NOT NULL \
-               AND stage IN ('live', 'paused', 'ended') ORDER BY campaign_id";
+               AND stage IN ('live', 'paused', 'subscription_paused', 'ended') ORDER BY campaign_id";
     let ids = dispatch!(db, Db, |pool| {
         sqlx::query(sql)
             .fetch_all(pool)
@@ -165,7 +165,7 @@ async fn targets(log: &EventLog, ids: &[String], until: NaiveDate) -> Result<Vec
         };
         let first_day = until - Duration::days(lookback(details.platform) - 1);
         let readable = match campaign.stage() {
-            Stage::Live | Stage::Paused => true,
+            Stage::Live | Stage::Paused | Stage::SubscriptionPaused => true,
             // An ended campaign's last days are still restated for a while.
             Stage::Ended => details
                 .schedule

@@ -16,7 +16,10 @@
 //! - [`ad_reporting`]: [`ad_reporting::CampaignDay`], the row both ad-reporting calls return,
 //!   and exact decimal-to-micros conversion;
 //! - [`spotify`]: public track and album data with the app's own client-credentials token (P8);
-//! - [`resend`]: one email per call, with an idempotency key (P13).
+//! - [`resend`]: one email per call, with an idempotency key (P13);
+//! - [`stripe`]: usage reported to Stripe as billing meter events, once per identifier (P11),
+//!   and [`stripe::webhook`], the signature check of Stripe's webhooks (secret rotation, replay
+//!   tolerance).
 //!
 //! Tokens come in as [`secrecy::SecretString`], which the callers open from the vault (P19) just
 //! for the call; they travel in `Authorization` headers (Google Ads' developer token in its
@@ -41,6 +44,7 @@ pub mod http;
 pub mod meta;
 pub mod resend;
 pub mod spotify;
+pub mod stripe;
 pub mod youtube;
 
 pub use error::ConnectorError;

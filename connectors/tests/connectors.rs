@@ -3,6 +3,7 @@
 //! covers its connector's documented success shape, paging where the API pages, an invalid
 //! token, 429 with `Retry-After`, 500, and a timeout, and asserts the requests' shapes
 //! (`meta_insights` and `google_ads` cover the ad-reporting calls, their usage and quota limits);
+//! `stripe` covers meter events (idempotency, duplicates) and the webhook signature check;
 //! `retries` covers the shared retry rules and `redaction` that no token, secret or recipient
 //! reaches an error, a `Debug` output or a log line.
 
@@ -14,5 +15,6 @@ mod redaction;
 mod resend;
 mod retries;
 mod spotify;
+mod stripe;
 mod support;
 mod youtube;

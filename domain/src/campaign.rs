@@ -115,6 +115,8 @@ pub enum Stage {
     Paused,
     Ended,
     Archived,
+    /// Paused because the billing account's subscription is past due; resumes when paid.
+    SubscriptionPaused,
 }
 
 /// Commands of a campaign. Facts the domain cannot look up (a live connection, a current
@@ -136,6 +138,10 @@ pub enum CampaignCommand {
         asset_id: String,
         ai_consent_event_id: Option<String>,
     },
+    /// The billing account's subscription is past due (a live or paused campaign stops).
+    PauseForSubscription,
+    /// The subscription is paid again: back to the stage it had.
+    ResumeAfterSubscription,
     /// Ties the campaign to its campaign on the platform; `connection_live` as for `Launch`.
     LinkPlatform {
         link: PlatformLink,
@@ -157,6 +163,8 @@ pub enum CampaignEvent {
     PlatformStatusReported(PlatformStatus),
     AiCreativeAdded { asset_id: String, consent_event_id: String },
     PlatformCampaignLinked(PlatformLink),
+    CampaignSubscriptionPaused { previous: Stage },
+    CampaignSubscriptionResumed { stage: Stage },
 }
 
 impl DomainEvent for CampaignEvent {
@@ -173,6 +181,8 @@ impl DomainEvent for CampaignEvent {
             CampaignEvent::PlatformStatusReported(_) => "PlatformStatusReported",
             CampaignEvent::AiCreativeAdded { .. } => "AiCreativeAdded",
             CampaignEvent::PlatformCampaignLinked(_) => "PlatformCampaignLinked",
+            CampaignEvent::CampaignSubscriptionPaused { .. } => "CampaignSubscriptionPaused",
+            CampaignEvent::CampaignSubscriptionResumed { .. } => "CampaignSubscriptionResumed",
         }
         .to_string()
     }
@@ -217,6 +227,7 @@ pub struct Campaign {
     stage: Stage,
     draft: Option<CampaignDraft>,
     link: Option<PlatformLink>,
+    before_subscription_pause: Option<Stage>,
 }
 
 impl Campaign {
@@ -347,6 +358,18 @@ impl Aggregate for Campaign {
                     consent_event_id,
                 }])
             }
+            C::PauseForSubscription => {
+                if matches!(self.stage, Stage::Live | Stage::Paused) {
+                    Ok(vec![E::CampaignSubscriptionPaused { previous: self.stage }])
+                } else {
+                    // Drafts, ended and archived campaigns, or already paused for it: nothing.
+                    Ok(vec![])
+                }
+            }
+            C::ResumeAfterSubscription => match (self.stage, self.before_subscription_pause) {
+                (Stage::SubscriptionPaused, Some(stage)) => Ok(vec![E::CampaignSubscriptionResumed { stage }]),
+                _ => Ok(vec![]),
+            },
             C::LinkPlatform {
                 mut link,
                 connection_live,
@@ -397,6 +420,14 @@ impl Aggregate for Campaign {
             E::CampaignArchived => self.stage = Stage::Archived,
             E::PlatformStatusReported(_) => {}
             E::PlatformCampaignLinked(link) => self.link = Some(link),
+            E::CampaignSubscriptionPaused { previous } => {
+                self.before_subscription_pause = Some(previous);
+                self.stage = Stage::SubscriptionPaused;
+            }
+            E::CampaignSubscriptionResumed { stage } => {
+                self.before_subscription_pause = None;
+                self.stage = stage;
+            }
             E::AiCreativeAdded {
                 asset_id,
                 consent_event_id,
@@ -571,6 +602,34 @@ mod tests {
                 connection_live: true,
             })
             .then_expect_error_message("a campaign that is Ended cannot do that");
+    }
+
+    #[test]
+    fn a_past_due_subscription_pauses_live_and_paused_campaigns_until_paid() {
+        let live = vec![E::CampaignDrafted(draft()), E::CampaignLaunched];
+        given::<Campaign>(live.clone())
+            .when(C::PauseForSubscription)
+            .then_expect_events(vec![E::CampaignSubscriptionPaused { previous: Stage::Live }]);
+        let held = vec![
+            E::CampaignDrafted(draft()),
+            E::CampaignLaunched,
+            E::CampaignSubscriptionPaused { previous: Stage::Live },
+        ];
+        given::<Campaign>(held.clone())
+            .when(C::Resume)
+            .then_expect_error_message("a campaign that is SubscriptionPaused cannot do that");
+        given::<Campaign>(held.clone())
+            .when(C::PauseForSubscription)
+            .then_expect_events(vec![]);
+        given::<Campaign>(held)
+            .when(C::ResumeAfterSubscription)
+            .then_expect_events(vec![E::CampaignSubscriptionResumed { stage: Stage::Live }]);
+        given::<Campaign>(vec![E::CampaignDrafted(draft())])
+            .when(C::PauseForSubscription)
+            .then_expect_events(vec![]);
+        given::<Campaign>(live)
+            .when(C::ResumeAfterSubscription)
+            .then_expect_events(vec![]);
     }
 
     #[test]

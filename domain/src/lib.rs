@@ -13,6 +13,7 @@
 //! - [`connection`]: platform connections with sealed tokens (P5, P9, P23, P25).
 //! - [`campaign`]: campaigns and their lifecycle; AI creatives only under consent (P10, P14).
 //! - [`spend`]: spend ledgers per campaign, platform and day; repeats, restatements, refusals (P1).
+//! - [`billing`]: billing accounts, the fee rule, period statements with adjustments (P3, P11).
 //! - [`sealed`]: personal fields as the vault sealed them; the domain never sees plaintext.
 //! - [`testing`]: the given/when/then harness that every business rule is tested with.
 //!
@@ -26,7 +27,9 @@ pub mod account;
 pub mod age;
 pub mod aggregate;
 pub mod artist;
+pub mod billing;
 pub mod campaign;
+pub mod card_number;
 pub mod connection;
 pub mod consent;
 pub mod policy;

@@ -39,5 +39,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(read_models::connections::Connections),
         std::sync::Arc::new(read_models::artist_access::ArtistAccess),
         std::sync::Arc::new(read_models::dashboards::Dashboards),
+        std::sync::Arc::new(read_models::billing::Billing),
     ]
 }

@@ -3,6 +3,7 @@
 pub mod artists;
 pub mod assets;
 pub mod audit;
+pub mod billing;
 pub mod campaigns;
 pub mod connections;
 pub mod extension;
@@ -285,7 +286,9 @@ pub fn routes(
         .unify()
         .or(extension::routes(ctx.clone()))
         .unify()
-        .or(campaigns::routes(ctx, max_body, max_ingest))
+        .or(campaigns::routes(ctx.clone(), max_body, max_ingest))
+        .unify()
+        .or(billing::routes(ctx, max_body))
         .unify();
     routes
         .recover(move |rejection| recover(rejection, max_body))

@@ -121,6 +121,10 @@ impl Projection for Dashboards {
                     CampaignEvent::CampaignPaused => (update("stage"), Some("paused".into())),
                     CampaignEvent::CampaignEnded => (update("stage"), Some("ended".into())),
                     CampaignEvent::CampaignArchived => (update("stage"), Some("archived".into())),
+                    CampaignEvent::CampaignSubscriptionPaused { .. } => {
+                        (update("stage"), Some("subscription_paused".into()))
+                    }
+                    CampaignEvent::CampaignSubscriptionResumed { stage } => (update("stage"), Some(text(&stage)?)),
                     CampaignEvent::PlatformStatusReported(status) => (update("platform_status"), Some(text(&status)?)),
                     CampaignEvent::AiCreativeAdded { .. } => continue,
                     CampaignEvent::PlatformCampaignLinked(link) => {

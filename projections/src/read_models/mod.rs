@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod artist_access;
+pub mod billing;
 pub mod connections;
 pub mod consent_ledger;
 pub mod dashboards;
