@@ -456,6 +456,17 @@ async fn demo(settings: &Settings, days: u32, json: bool) -> anyhow::Result<()> 
          curl -H \"Authorization: Bearer $TOKEN\" \"http://{}/v1/artists/{}/dashboard?from={}&to={}&granularity=week\"",
         report.person_id, settings.listen, report.artist_id, report.first_day, report.last_day
     )?;
+    writeln!(
+        out,
+        "billing account {} (500 USD included a month, 2.5 % beyond): close a month with\n  \
+         dynamoi billing close --period {} --account {}\n  \
+         curl -H \"Authorization: Bearer $TOKEN\" http://{}/v1/billing/accounts/{}/usage",
+        report.billing_account_id,
+        crate::billing::period_of(report.first_day),
+        report.billing_account_id,
+        settings.listen,
+        report.billing_account_id
+    )?;
     Ok(())
 }
 

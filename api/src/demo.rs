@@ -1,6 +1,6 @@
-//! `dynamoi demo`: an artist with three live campaigns (two on Meta, one on Google Ads) and
-//! `days` days of plausible readings, restatements included, so a newcomer's first dashboard
-//! shows something. Everything goes through the same commands and the same bulk ingestion as
+//! `dynamoi demo`: an artist with three live campaigns (two on Meta, one on Google Ads),
+//! `days` days of plausible readings, restatements included, and a billing account paying for
+//! the artist, so a newcomer's first dashboard and first statement show something. Everything goes through the same commands and the same bulk ingestion as
 //! real data; the connections hold placeholder tokens (sealed like real ones) and the
 //! campaigns are not linked to platform campaigns, so the daily sync leaves them alone.
 
@@ -9,6 +9,7 @@ use crate::routes::connections::connection_key;
 use anyhow::Context;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use domain::artist::{ArtistCommand, ArtistProfile};
+use domain::billing::{BillingAccount, BillingCommand, Plan as BillingPlan};
 use domain::campaign::{AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, Creative, Objective, Schedule};
 use domain::connection::{Connection, ConnectionCommand, ConnectionDetails, Platform};
 use domain::sealed::Sealed;
@@ -22,6 +23,9 @@ pub struct DemoReport {
     pub person_id: String,
     pub artist_id: String,
     pub campaign_ids: Vec<String>,
+    /// The demo's billing account (a made-up Stripe customer id): 500 USD included a month,
+    /// 2.5 % beyond.
+    pub billing_account_id: String,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
     pub recorded: usize,
@@ -241,10 +245,32 @@ pub async fn load(log: &EventLog, vault: &Vault, last_day: NaiveDate, days: u32)
             }
         }
     }
+    let billing_account_id = format!("cus_demo{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    for command in [
+        BillingCommand::Open {
+            owner: person_id.clone(),
+            stripe_customer_id: billing_account_id.clone(),
+            plan: BillingPlan {
+                monthly_fee_micros: 29_000_000,
+                included_spend_micros: 500_000_000,
+                fee_basis_points: 250,
+                currency: "USD".into(),
+                time_zone: "Etc/UTC".into(),
+            },
+        },
+        BillingCommand::AttachArtist {
+            artist_id: artist_id.clone(),
+        },
+    ] {
+        log.execute::<BillingAccount>(&billing_account_id, command, &metadata)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the demo billing account: {e}"))?;
+    }
     let mut report = DemoReport {
         person_id,
         artist_id,
         campaign_ids,
+        billing_account_id,
         first_day,
         last_day,
         recorded: 0,

@@ -1,18 +1,21 @@
 //! The real `dynamoi serve` at the most verbose log level, driven through sign-up, consents,
-//! connections and invitations: nothing it writes to its log holds a token, a secret or a
-//! person's data.
+//! connections, invitations and card numbers sent to billing: nothing it writes to its log
+//! holds a token, a secret, a card number or a person's data.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-const SECRETS: [&str; 6] = [
+const SECRETS: [&str; 8] = [
     "1//LogScanRefreshToken-zz9",
     "EAALogScanMetaAccessToken77",
     "Logscan Person Name",
     "logscan.person@example.test",
     "logscan.invitee@example.test",
     "log-scan-jwt-secret-0123456789-abcdefghij",
+    // Full card numbers sent to billing endpoints (refused with 422).
+    "4242 4242 4242 4242",
+    "5555555555554444",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,6 +76,25 @@ async fn nothing_secret_or_personal_reaches_the_log() {
         send(&person, "/v1/artists", serde_json::json!({"name": "Log Band"})).await.unwrap().status(),
     ];
     assert_eq!(answers.map(|s| s.as_u16()), [201, 201, 201, 409, 403, 201]);
+    let refused = [
+        send(
+            &person,
+            "/v1/billing/accounts",
+            serde_json::json!({"stripe_customer_id": "cus_LOG", "card": SECRETS[6]}),
+        )
+        .await
+        .unwrap()
+        .status(),
+        send(
+            &person,
+            "/v1/billing/accounts/cus_LOG/payment-method",
+            serde_json::json!({"number": SECRETS[7]}),
+        )
+        .await
+        .unwrap()
+        .status(),
+    ];
+    assert_eq!(refused.map(|s| s.as_u16()), [422, 422]);
     let created: serde_json::Value = send(&person, "/v1/artists", serde_json::json!({"name": "Log Band 2"}))
         .await
         .unwrap()

@@ -60,7 +60,9 @@ async fn events(app: &TestApp) -> i64 {
 }
 
 async fn story(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend, &[]).await else {
+    // Six projections apply the 10,000 readings after the request; on a loaded 2-core machine
+    // that can take longer than the default 5 s consistency wait.
+    let Some(app) = TestApp::spawn(backend, &[("DYNAMOI_CONSISTENCY_WAIT_MS", "60000")]).await else {
         return;
     };
     let owner = app.token("owner-1", Role::Person);
