@@ -6,6 +6,7 @@ use crate::auth::{Authenticator, Role};
 use crate::startup::{self, Application};
 use crate::{telemetry, Settings};
 use anyhow::Context;
+use chrono::Datelike;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -462,7 +463,8 @@ async fn demo(settings: &Settings, days: u32, json: bool) -> anyhow::Result<()> 
          dynamoi billing close --period {} --account {}\n  \
          curl -H \"Authorization: Bearer $TOKEN\" http://{}/v1/billing/accounts/{}/usage",
         report.billing_account_id,
-        crate::billing::period_of(report.first_day),
+        // The last month that has ended.
+        crate::billing::period_of(report.last_day.with_day(1).unwrap_or(report.last_day) - chrono::Duration::days(1)),
         report.billing_account_id,
         settings.listen,
         report.billing_account_id
