@@ -313,6 +313,33 @@ pub async fn run_reporter(
     }
 }
 
+/// Closes, for every account, the last month that has ended in its time zone (once: an
+/// account already closed is skipped). What the daily job of `serve` runs after the sync.
+pub async fn close_ended_periods(log: &EventLog, now: DateTime<Utc>) -> Result<usize, ApiError> {
+    let accounts: Vec<(String,)> = dispatch!(log.db(), Db, |pool| {
+        sqlx::query_as("SELECT account_id FROM billing_accounts ORDER BY account_id")
+            .fetch_all(pool)
+            .await?
+    });
+    let today = now.date_naive();
+    let last_month = period_of(today.with_day(1).unwrap_or(today) - chrono::Duration::days(1));
+    let metadata = EventMetadata {
+        actor: "system:billing-close".into(),
+        request_id: None,
+        causation_id: None,
+    };
+    let mut closed = 0;
+    for (account,) in accounts {
+        match close_period(log, &account, &last_month, now, &metadata).await {
+            Ok(_) => closed += 1,
+            // Closed already, or not ended yet in a time zone behind UTC: tomorrow.
+            Err(ApiError::Conflict(reason)) => tracing::debug!(%account, %reason, "billing period not closed"),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(closed)
+}
+
 /// One line of a reconciliation.
 #[derive(Clone, Debug, Serialize)]
 pub struct Difference {

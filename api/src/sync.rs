@@ -423,7 +423,8 @@ pub fn next_daily_run(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
 }
 
 /// The daily scheduler of `serve`: at `at` (UTC) every day, and at start when today's run is
-/// due but was missed, syncs every linked campaign. `scheduled_runs` lets one instance run
+/// due but was missed, syncs every linked campaign, then closes the billing periods that have
+/// ended ([`crate::billing::close_ended_periods`]). `scheduled_runs` lets one instance run
 /// each day; a failed run is logged (counts and reasons, never tokens) and tried again the
 /// next day (the lookback window re-reads the days it missed).
 pub async fn run_daily(log: EventLog, vault: Vault, platforms: Platforms, at: NaiveTime, stop: CancellationToken) {
@@ -460,6 +461,12 @@ pub async fn run_daily(log: EventLog, vault: Vault, platforms: Platforms, at: Na
                     };
                     if let Err(error) = eventlog::scheduled::finish_run(log.db(), DAILY_JOB, &run_key, &outcome).await {
                         tracing::error!(%error, "cannot record the end of the daily spend sync");
+                    }
+                    // Then the billing periods that ended (after the sync, so they hold its readings).
+                    match crate::billing::close_ended_periods(&log, Utc::now()).await {
+                        Ok(closed) if closed > 0 => tracing::info!(closed, "billing periods closed"),
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(%error, "closing billing periods failed; tried again tomorrow"),
                     }
                 }
                 Ok(false) => {}

@@ -500,3 +500,84 @@ async fn spend_becomes_usage_statements_and_exactly_one_meter_event_each_on_sqli
 async fn spend_becomes_usage_statements_and_exactly_one_meter_event_each_on_postgres() {
     story(Backend::Postgres).await
 }
+
+/// The daily job closes each account's last ended month once.
+async fn daily_close(db: tests::TestDb) {
+    use domain::billing::{BillingAccount, BillingCommand, Plan};
+    use domain::campaign::{
+        AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, Creative, Objective, Schedule,
+    };
+    let log = db.log();
+    let meta = eventlog::EventMetadata::system();
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-02T08:00:00Z".parse().unwrap();
+    let plan = Plan {
+        monthly_fee_micros: 0,
+        included_spend_micros: 0,
+        fee_basis_points: 1000,
+        currency: "USD".into(),
+        time_zone: "Asia/Karachi".into(),
+    };
+    let open = BillingCommand::Open {
+        owner: "p1".into(),
+        stripe_customer_id: "cus_DAILY".into(),
+        plan,
+    };
+    log.execute::<BillingAccount>("cus_DAILY", open, &meta).await.unwrap();
+    log.execute::<BillingAccount>(
+        "cus_DAILY",
+        BillingCommand::AttachArtist { artist_id: "a1".into() },
+        &meta,
+    )
+    .await
+    .unwrap();
+    let draft = CampaignDraft {
+        artist_id: "a1".into(),
+        platform: AdPlatform::Meta,
+        objective: Objective::Streams,
+        budget: Budget::Daily {
+            amount_micros: 1_000_000,
+        },
+        currency: "USD".into(),
+        schedule: Schedule {
+            start: "2026-10-01".parse().unwrap(),
+            end: None,
+        },
+        countries: vec!["PK".into()],
+        creatives: vec![Creative::FacebookPost { post_id: "1_2".into() }],
+    };
+    log.execute::<Campaign>("c1", CampaignCommand::Draft(draft), &meta)
+        .await
+        .unwrap();
+    let reading: api::ingest::IngestReading =
+        serde_json::from_value(reading("c1", "2026-10-31".parse().unwrap(), 12_345_678, "USD")).unwrap();
+    api::ingest::ingest(&log, &[Ok(reading)], &meta).await.unwrap();
+    let engine = projections::Engine::new(log.clone(), projections::all(), projections::EngineConfig::default());
+    // On PostgreSQL the feed shows a commit once no older transaction in the cluster is open.
+    let projected = tests::wait_until(std::time::Duration::from_secs(20), || async {
+        engine.catch_up().await.unwrap();
+        !api::billing::usage(log.db(), "cus_DAILY", None)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    assert!(projected);
+    assert_eq!(api::billing::close_ended_periods(&log, now).await.unwrap(), 1);
+    engine.catch_up().await.unwrap();
+    assert_eq!(
+        api::billing::close_ended_periods(&log, now).await.unwrap(),
+        0,
+        "closed once"
+    );
+    let closed = api::billing::closed_periods(log.db(), "cus_DAILY").await.unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].period, "2026-10");
+    // 10 % of 12.345678 = 1.2345678 → 1.234568 (half up).
+    assert_eq!(closed[0].statement.fee_micros, 1_234_568);
+}
+
+tests::both_backends!(
+    async fn the_daily_job_closes_each_accounts_last_month_once(db: TestDb) {
+        daily_close(db).await
+    }
+);
