@@ -62,13 +62,6 @@ pub struct BatchResult {
     pub position: Option<Position>,
 }
 
-fn platform_name(platform: AdPlatform) -> &'static str {
-    match platform {
-        AdPlatform::Meta => "meta",
-        AdPlatform::GoogleAds => "google_ads",
-    }
-}
-
 /// How many times a batch is decided again after losing a race with another writer.
 const CONFLICT_RETRIES: usize = 3;
 
@@ -106,7 +99,7 @@ async fn ingest_once(
     let mut ledger_ids: Vec<String> = readings
         .iter()
         .flatten()
-        .map(|r| SpendLedger::id(&r.campaign_id, platform_name(r.platform), r.date))
+        .map(|r| SpendLedger::id(&r.campaign_id, r.platform.as_str(), r.date))
         .collect();
     ledger_ids.sort();
     ledger_ids.dedup();
@@ -136,7 +129,7 @@ async fn ingest_once(
         };
         if details.platform != reading.platform {
             outcomes.push(Outcome::Rejected {
-                reason: format!("the campaign runs on {}", platform_name(details.platform)),
+                reason: format!("the campaign runs on {}", details.platform.as_str()),
             });
             continue;
         }
@@ -145,7 +138,7 @@ async fn ingest_once(
             start: details.schedule.start,
             end: details.schedule.end,
         };
-        let ledger_id = SpendLedger::id(&reading.campaign_id, platform_name(reading.platform), reading.date);
+        let ledger_id = SpendLedger::id(&reading.campaign_id, reading.platform.as_str(), reading.date);
         let ledger = ledgers.entry(ledger_id.clone()).or_default();
         let command = SpendCommand::Record {
             reading: Reading {

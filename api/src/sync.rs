@@ -127,13 +127,6 @@ fn lookback(platform: AdPlatform) -> i64 {
     }
 }
 
-fn platform_name(platform: AdPlatform) -> &'static str {
-    match platform {
-        AdPlatform::Meta => "meta",
-        AdPlatform::GoogleAds => "google_ads",
-    }
-}
-
 /// The ids of linked campaigns that may still have spend to read, from the dashboards read
 /// model (the scheduler runs beside the projections; `dynamoi sync` catches them up first).
 async fn linked_campaign_ids(db: &Db) -> Result<Vec<String>, ApiError> {
@@ -226,7 +219,7 @@ pub async fn sync(
     for (done, ((connection_id, account_id), group)) in groups.into_iter().enumerate() {
         let platform = group[0].platform;
         let fail = |reason: String| SyncFailure {
-            platform: platform_name(platform),
+            platform: platform.as_str(),
             account_id: account_id.clone(),
             campaigns: group.iter().map(|t| t.campaign_id.clone()).collect(),
             reason,

@@ -16,6 +16,16 @@ pub enum AdPlatform {
     GoogleAds,
 }
 
+impl AdPlatform {
+    /// `meta` or `google_ads`, as in ledger ids and JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AdPlatform::Meta => "meta",
+            AdPlatform::GoogleAds => "google_ads",
+        }
+    }
+}
+
 /// What the campaign optimises for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

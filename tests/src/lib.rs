@@ -278,6 +278,36 @@ impl TestApp {
             .expect("mint a token")
     }
 
+    /// Sends `body` (JSON, when given) to `route` with `token`; the status and the JSON answer
+    /// (`null` when the answer is not JSON).
+    pub async fn send(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        route: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{route}", self.base_url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the request is sent");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// How many events the log holds.
+    pub async fn event_count(&self) -> i64 {
+        let sql = "SELECT count(*) FROM events";
+        match &self.db.db {
+            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+
     /// Stops the app gracefully, waits until it has stopped, and hands back its database.
     pub async fn stop(mut self) -> TestDb {
         if let Some(tx) = self.shutdown.0.take() {

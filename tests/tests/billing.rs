@@ -17,25 +17,6 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const WEBHOOK_SECRET: &str = "whsec_test_secret_for_billing";
 
-async fn send(
-    app: &TestApp,
-    token: &str,
-    method: reqwest::Method,
-    route: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .request(method, format!("{}{route}", app.base_url))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Stripe's meter events endpoint: one accepted event per identifier; a repeated identifier
 /// is refused as Stripe refuses it. Counts every request and keeps every accepted event.
 #[derive(Clone, Default)]
@@ -125,18 +106,18 @@ async fn story(backend: Backend) {
     let service = app.token("sync", Role::Service);
     let support = app.token("support-1", Role::Support);
     // An artist with a live Meta campaign in USD and one in EUR.
-    send(
-        &app,
+    app.send(
         &owner,
         post.clone(),
         "/v1/connections",
         Some(json!({"platform": "meta", "page_id": "77", "access_token": "EAA-billing"})),
     )
     .await;
-    let (_, artist) = send(&app, &owner, post.clone(), "/v1/artists", Some(json!({"name": "Band"}))).await;
+    let (_, artist) = app
+        .send(&owner, post.clone(), "/v1/artists", Some(json!({"name": "Band"})))
+        .await;
     let artist_id = artist["artist_id"].as_str().unwrap().to_string();
-    send(
-        &app,
+    app.send(
         &owner,
         get.clone(),
         &format!(
@@ -148,9 +129,7 @@ async fn story(backend: Backend) {
     .await;
     let mut campaigns = Vec::new();
     for currency in ["USD", "EUR"] {
-        let (status, drafted) = send(
-            &app,
-            &owner,
+        let (status, drafted) = app.send(&owner,
             post.clone(),
             &format!("/v1/artists/{artist_id}/campaigns"),
             Some(json!({
@@ -162,14 +141,14 @@ async fn story(backend: Backend) {
         .await;
         assert_eq!(status, StatusCode::CREATED, "{drafted}");
         let id = drafted["campaign_id"].as_str().unwrap().to_string();
-        let (status, body) = send(
-            &app,
-            &owner,
-            post.clone(),
-            &format!("/v1/campaigns/{id}/launch"),
-            Some(json!({})),
-        )
-        .await;
+        let (status, body) = app
+            .send(
+                &owner,
+                post.clone(),
+                &format!("/v1/campaigns/{id}/launch"),
+                Some(json!({})),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         campaigns.push(id);
     }
@@ -186,7 +165,7 @@ async fn story(backend: Backend) {
             json!({"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030, "billing_address": {"line2": "4000-0566-5566-5556"}}),
         ),
     ] {
-        let (status, refused) = send(&app, &owner, post.clone(), &route, Some(body)).await;
+        let (status, refused) = app.send(&owner, post.clone(), &route, Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
         assert!(
             refused["detail"]
@@ -203,33 +182,28 @@ async fn story(backend: Backend) {
     // The account: 500 USD of spend included each month, 2.5 % beyond, months in UTC.
     let plan = json!({"monthly_fee_micros": 29_000_000, "included_spend_micros": 500_000_000, "fee_basis_points": 250,
                       "currency": "USD", "time_zone": "Etc/UTC"});
-    let (status, opened) = send(
-        &app,
-        &owner,
-        post.clone(),
-        "/v1/billing/accounts",
-        Some(json!({"stripe_customer_id": "cus_TEST1", "plan": plan})),
-    )
-    .await;
+    let (status, opened) = app
+        .send(
+            &owner,
+            post.clone(),
+            "/v1/billing/accounts",
+            Some(json!({"stripe_customer_id": "cus_TEST1", "plan": plan})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{opened}");
-    let (status, body) = send(
-        &app,
-        &owner,
-        post.clone(),
-        "/v1/billing/accounts/cus_TEST1/artists",
-        Some(json!({"artist_id": artist_id})),
-    )
-    .await;
+    let (status, body) = app
+        .send(
+            &owner,
+            post.clone(),
+            "/v1/billing/accounts/cus_TEST1/artists",
+            Some(json!({"artist_id": artist_id})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let stranger = app.token("stranger", Role::Person);
-    let (status, _) = send(
-        &app,
-        &stranger,
-        get.clone(),
-        "/v1/billing/accounts/cus_TEST1/usage",
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .send(&stranger, get.clone(), "/v1/billing/accounts/cus_TEST1/usage", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // August 31 × 30 USD, September 30 × 40 USD, and 100 EUR in September (reported, not billed).
@@ -238,14 +212,9 @@ async fn story(backend: Backend) {
         .collect();
     batch.extend(days("2026-09-01", 30).map(|d| reading(&usd, d, 40_000_000, "USD")));
     batch.push(reading(&eur, "2026-09-15".parse().unwrap(), 100_000_000, "EUR"));
-    let (status, ingested) = send(
-        &app,
-        &service,
-        post.clone(),
-        "/v1/ingest/spend",
-        Some(Value::Array(batch)),
-    )
-    .await;
+    let (status, ingested) = app
+        .send(&service, post.clone(), "/v1/ingest/spend", Some(Value::Array(batch)))
+        .await;
     assert_eq!(status, StatusCode::OK, "{ingested}");
     assert_eq!(ingested["recorded"], 62, "{ingested}");
     let position = ingested["position"].as_str().unwrap().to_string();
@@ -258,8 +227,7 @@ async fn story(backend: Backend) {
         .unwrap()
         .insert("dynamoi-cus_TEST1-2026-08".into(), ("cus_TEST1".into(), 1075));
     let close = async |period: &str, min_position: &str| {
-        send(
-            &app,
+        app.send(
             &support,
             reqwest::Method::POST,
             &format!("/v1/billing/accounts/cus_TEST1/periods/{period}/close"),
@@ -293,14 +261,14 @@ async fn story(backend: Backend) {
 
     let reported = async |count: usize| {
         tests::wait_until(std::time::Duration::from_secs(15), || async {
-            let (_, usage) = send(
-                &app,
-                &owner,
-                reqwest::Method::GET,
-                "/v1/billing/accounts/cus_TEST1/usage",
-                None,
-            )
-            .await;
+            let (_, usage) = app
+                .send(
+                    &owner,
+                    reqwest::Method::GET,
+                    "/v1/billing/accounts/cus_TEST1/usage",
+                    None,
+                )
+                .await;
             usage["closed_periods"]
                 .as_array()
                 .is_some_and(|periods| periods.iter().filter(|p| !p["reported"].is_null()).count() == count)
@@ -317,14 +285,9 @@ async fn story(backend: Backend) {
     // September 30 is restated (+100 USD) after September closed; October spends 500 USD.
     let mut batch = vec![reading(&usd, "2026-09-30".parse().unwrap(), 140_000_000, "USD")];
     batch.extend(days("2026-10-01", 10).map(|d| reading(&usd, d, 50_000_000, "USD")));
-    let (_, ingested) = send(
-        &app,
-        &service,
-        post.clone(),
-        "/v1/ingest/spend",
-        Some(Value::Array(batch)),
-    )
-    .await;
+    let (_, ingested) = app
+        .send(&service, post.clone(), "/v1/ingest/spend", Some(Value::Array(batch)))
+        .await;
     assert_eq!(
         (&ingested["restated"], &ingested["recorded"]),
         (&json!(1), &json!(10)),
@@ -379,14 +342,9 @@ async fn story(backend: Backend) {
     assert_eq!(meter.accepted.lock().unwrap().len(), 3);
 
     // Reconciliation agrees for September (its restatement is adjusted in October).
-    let (_, invoices) = send(
-        &app,
-        &owner,
-        get.clone(),
-        "/v1/billing/accounts/cus_TEST1/invoices",
-        None,
-    )
-    .await;
+    let (_, invoices) = app
+        .send(&owner, get.clone(), "/v1/billing/accounts/cus_TEST1/invoices", None)
+        .await;
     assert_eq!(invoices["history"], json!([]));
 
     // Webhooks: a failed payment holds the campaigns; paying again releases them.
@@ -418,17 +376,17 @@ async fn story(backend: Backend) {
         .map(|r| (r.status(), ()))
         .unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (_, listed) = send(
-        &app,
-        &owner,
-        get.clone(),
-        &format!(
-            "/v1/artists/{artist_id}/campaigns?min_position={}",
-            recorded["position"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
+    let (_, listed) = app
+        .send(
+            &owner,
+            get.clone(),
+            &format!(
+                "/v1/artists/{artist_id}/campaigns?min_position={}",
+                recorded["position"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
     let stages = |listed: &Value| {
         listed["campaigns"]
             .as_array()
@@ -447,26 +405,21 @@ async fn story(backend: Backend) {
                                           "currency": "usd", "status": "paid"}}});
     let (_, recorded) = webhook(&app, &paid, now + 5).await;
     assert_eq!(recorded["campaigns_moved"], 2, "{recorded}");
-    let (_, account) = send(
-        &app,
-        &owner,
-        get.clone(),
-        &format!(
-            "/v1/billing/accounts/cus_TEST1?min_position={}",
-            recorded["position"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
+    let (_, account) = app
+        .send(
+            &owner,
+            get.clone(),
+            &format!(
+                "/v1/billing/accounts/cus_TEST1?min_position={}",
+                recorded["position"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
     assert_eq!(account["subscription"], "active", "{account}");
-    let (_, invoices) = send(
-        &app,
-        &owner,
-        get.clone(),
-        "/v1/billing/accounts/cus_TEST1/invoices",
-        None,
-    )
-    .await;
+    let (_, invoices) = app
+        .send(&owner, get.clone(), "/v1/billing/accounts/cus_TEST1/invoices", None)
+        .await;
     let kinds: Vec<&str> = invoices["history"]
         .as_array()
         .unwrap()

@@ -9,25 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tests::{Backend, TestApp};
 
-async fn send(
-    app: &TestApp,
-    token: &str,
-    method: reqwest::Method,
-    route: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .request(method, format!("{}{route}", app.base_url))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 fn campaign_body(start: &str, end: &str) -> Value {
     json!({
         "platform": "meta", "objective": "streams",
@@ -46,19 +27,6 @@ fn reading(campaign: &str, day: NaiveDate, spend: i64) -> Value {
     })
 }
 
-async fn events(app: &TestApp) -> i64 {
-    match &app.db.db {
-        eventlog::Db::Postgres(p) => sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(p)
-            .await
-            .unwrap(),
-        eventlog::Db::Sqlite(p) => sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(p)
-            .await
-            .unwrap(),
-    }
-}
-
 async fn story(backend: Backend) {
     // Six projections apply the 10,000 readings after the request; on a loaded 2-core machine
     // that can take longer than the default 5 s consistency wait.
@@ -68,11 +36,12 @@ async fn story(backend: Backend) {
     let owner = app.token("owner-1", Role::Person);
     let service = app.token("sync", Role::Service);
     let post = reqwest::Method::POST;
-    let (_, artist) = send(&app, &owner, post.clone(), "/v1/artists", Some(json!({"name": "Band"}))).await;
+    let (_, artist) = app
+        .send(&owner, post.clone(), "/v1/artists", Some(json!({"name": "Band"})))
+        .await;
     let artist_id = artist["artist_id"].as_str().unwrap().to_string();
     let pos = artist["position"].as_str().unwrap().to_string();
-    send(
-        &app,
+    app.send(
         &owner,
         reqwest::Method::GET,
         &format!("/v1/artists/{artist_id}?min_position={pos}"),
@@ -85,14 +54,14 @@ async fn story(backend: Backend) {
     let end = start + Duration::days(249);
     let mut campaigns = Vec::new();
     for _ in 0..40 {
-        let (status, body) = send(
-            &app,
-            &owner,
-            post.clone(),
-            &format!("/v1/artists/{artist_id}/campaigns"),
-            Some(campaign_body(&start.to_string(), &end.to_string())),
-        )
-        .await;
+        let (status, body) = app
+            .send(
+                &owner,
+                post.clone(),
+                &format!("/v1/artists/{artist_id}/campaigns"),
+                Some(campaign_body(&start.to_string(), &end.to_string())),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         campaigns.push(body["campaign_id"].as_str().unwrap().to_string());
     }
@@ -103,14 +72,14 @@ async fn story(backend: Backend) {
         .collect();
     assert_eq!(batch.len(), 10_000);
     let started = std::time::Instant::now();
-    let (status, answer) = send(
-        &app,
-        &service,
-        post.clone(),
-        "/v1/ingest/spend",
-        Some(Value::Array(batch.clone())),
-    )
-    .await;
+    let (status, answer) = app
+        .send(
+            &service,
+            post.clone(),
+            "/v1/ingest/spend",
+            Some(Value::Array(batch.clone())),
+        )
+        .await;
     let elapsed = started.elapsed();
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["recorded"], 10_000, "{}", answer["results"][0]);
@@ -119,17 +88,17 @@ async fn story(backend: Backend) {
         elapsed.as_secs_f64(),
         10_000.0 / elapsed.as_secs_f64()
     );
-    let before = events(&app).await;
-    let (_, again) = send(
-        &app,
-        &service,
-        post.clone(),
-        "/v1/ingest/spend",
-        Some(Value::Array(batch.clone())),
-    )
-    .await;
+    let before = app.event_count().await;
+    let (_, again) = app
+        .send(
+            &service,
+            post.clone(),
+            "/v1/ingest/spend",
+            Some(Value::Array(batch.clone())),
+        )
+        .await;
     assert_eq!(again["unchanged"], 10_000);
-    assert_eq!(events(&app).await, before, "re-sending a batch writes nothing");
+    assert_eq!(app.event_count().await, before, "re-sending a batch writes nothing");
 
     // Restatements and refusals, as NDJSON.
     let c0 = &campaigns[0];
@@ -175,49 +144,49 @@ async fn story(backend: Backend) {
 
     // The dashboard equals the latest readings, cent for cent.
     let expected_total: i64 = 40 * (0..250).map(|d| 1_000_000 + d * 1000).sum::<i64>() - 1_000_000 + 5_000_000;
-    let (status, dashboard) = send(
-        &app,
-        &owner,
-        reqwest::Method::GET,
-        &format!("/v1/artists/{artist_id}/dashboard?granularity=month&min_position={position}"),
-        None,
-    )
-    .await;
+    let (status, dashboard) = app
+        .send(
+            &owner,
+            reqwest::Method::GET,
+            &format!("/v1/artists/{artist_id}/dashboard?granularity=month&min_position={position}"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{dashboard}");
     assert_eq!(dashboard["totals"][0]["spend_micros"], expected_total);
     assert_eq!(dashboard["totals"][0]["impressions"], 10_000 * 1000);
     assert_eq!(dashboard["totals"][0]["kpis"]["ctr_basis_points"], 250);
     assert_eq!(dashboard["series"][0]["period"], "2025-06");
-    let (_, one_day) = send(
-        &app,
-        &owner,
-        reqwest::Method::GET,
-        &format!("/v1/artists/{artist_id}/dashboard?from={start}&to={start}&campaign={c0}"),
-        None,
-    )
-    .await;
+    let (_, one_day) = app
+        .send(
+            &owner,
+            reqwest::Method::GET,
+            &format!("/v1/artists/{artist_id}/dashboard?from={start}&to={start}&campaign={c0}"),
+            None,
+        )
+        .await;
     assert_eq!(one_day["series"][0]["spend_micros"], 5_000_000);
     assert_eq!(one_day["series"][0]["kpis"]["cpm_micros"], 5_000_000);
     assert_eq!(one_day["series"][0]["kpis"]["cost_per_follow_micros"], 1_666_667);
     let stranger = app.token("stranger", Role::Person);
-    let (status, body) = send(
-        &app,
-        &stranger,
-        reqwest::Method::GET,
-        &format!("/v1/artists/{artist_id}/dashboard"),
-        None,
-    )
-    .await;
+    let (status, body) = app
+        .send(
+            &stranger,
+            reqwest::Method::GET,
+            &format!("/v1/artists/{artist_id}/dashboard"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let auditor = app.token("auditor", Role::Auditor);
-    let (_, stats) = send(
-        &app,
-        &auditor,
-        reqwest::Method::GET,
-        &format!("/v1/stats/platforms?from={start}&to={start}"),
-        None,
-    )
-    .await;
+    let (_, stats) = app
+        .send(
+            &auditor,
+            reqwest::Method::GET,
+            &format!("/v1/stats/platforms?from={start}&to={start}"),
+            None,
+        )
+        .await;
     assert_eq!(
         stats["days"][0]["spend_micros"],
         39 * 1_000_000 + 5_000_000,
@@ -226,45 +195,42 @@ async fn story(backend: Backend) {
     assert!(!stats.to_string().contains(&artist_id));
 
     // Launch needs a live connection; AI creatives need consent.
-    let (status, _) = send(
-        &app,
-        &owner,
-        post.clone(),
-        &format!("/v1/campaigns/{c0}/launch"),
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = app
+        .send(
+            &owner,
+            post.clone(),
+            &format!("/v1/campaigns/{c0}/launch"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    send(
-        &app,
+    app.send(
         &owner,
         post.clone(),
         "/v1/connections",
         Some(json!({"platform": "meta", "page_id": "1", "access_token": "EAAx"})),
     )
     .await;
-    let (status, body) = send(
-        &app,
-        &owner,
-        post.clone(),
-        &format!("/v1/campaigns/{c0}/launch"),
-        Some(json!({})),
-    )
-    .await;
+    let (status, body) = app
+        .send(
+            &owner,
+            post.clone(),
+            &format!("/v1/campaigns/{c0}/launch"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = send(
-        &app,
-        &owner,
-        post.clone(),
-        &format!("/v1/campaigns/{c0}/ai-creatives"),
-        Some(json!({"asset_id": "gen-1"})),
-    )
-    .await;
+    let (status, body) = app
+        .send(
+            &owner,
+            post.clone(),
+            &format!("/v1/campaigns/{c0}/ai-creatives"),
+            Some(json!({"asset_id": "gen-1"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    send(&app, &app.token("support", Role::Support), post.clone(), "/v1/policies", Some(json!({"label": "v1", "effective_date": "2020-01-01", "locale": "en", "text": "t", "summary_of_changes": "s"}))).await;
-    let (_, granted) = send(
-        &app,
-        &owner,
+    app.send(&app.token("support", Role::Support), post.clone(), "/v1/policies", Some(json!({"label": "v1", "effective_date": "2020-01-01", "locale": "en", "text": "t", "summary_of_changes": "s"}))).await;
+    let (_, granted) = app.send(&owner,
         post.clone(),
         "/v1/me/consents",
         Some(
@@ -272,14 +238,14 @@ async fn story(backend: Backend) {
         ),
     )
     .await;
-    let (status, _) = send(
-        &app,
-        &owner,
-        post.clone(),
-        &format!("/v1/campaigns/{c0}/ai-creatives"),
-        Some(json!({"asset_id": "gen-1"})),
-    )
-    .await;
+    let (status, _) = app
+        .send(
+            &owner,
+            post.clone(),
+            &format!("/v1/campaigns/{c0}/ai-creatives"),
+            Some(json!({"asset_id": "gen-1"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let stream = app.db.log().load("campaign", c0).await.unwrap();
     assert_eq!(

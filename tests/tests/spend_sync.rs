@@ -13,25 +13,6 @@ use tests::{Backend, TestApp};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-async fn send(
-    app: &TestApp,
-    token: &str,
-    method: reqwest::Method,
-    route: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .request(method, format!("{}{route}", app.base_url))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// One day of one platform campaign as the stand-in reports it.
 #[derive(Clone, Debug)]
 struct Day {
@@ -129,9 +110,7 @@ async fn series(
     to: NaiveDate,
     position: &str,
 ) -> BTreeMap<String, (i64, i64, i64, i64)> {
-    let (status, dashboard) = send(
-        app,
-        owner,
+    let (status, dashboard) = app.send(owner,
         reqwest::Method::GET,
         &format!("/v1/artists/{artist}/dashboard?from={from}&to={to}&granularity=day&campaign={campaign}&min_position={position}"),
         None,
@@ -173,36 +152,24 @@ fn expected(insights: &MetaInsights, platform_campaign: &str) -> BTreeMap<String
         .collect()
 }
 
-async fn events(app: &TestApp) -> i64 {
-    match &app.db.db {
-        eventlog::Db::Postgres(p) => sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(p)
-            .await
-            .unwrap(),
-        eventlog::Db::Sqlite(p) => sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(p)
-            .await
-            .unwrap(),
-    }
-}
-
 /// An artist owned by `owner` with one launched Meta campaign per platform campaign id, each
 /// linked to ad account 1001; returns the artist id and our campaign ids.
 async fn meta_campaigns(app: &TestApp, owner: &str, start: NaiveDate, platform_ids: &[&str]) -> (String, Vec<String>) {
     let post = reqwest::Method::POST;
-    let (status, connected) = send(
-        app,
-        owner,
-        post.clone(),
-        "/v1/connections",
-        Some(json!({"platform": "meta", "page_id": "5550001", "access_token": "meta-user-token-SECRET"})),
-    )
-    .await;
+    let (status, connected) = app
+        .send(
+            owner,
+            post.clone(),
+            "/v1/connections",
+            Some(json!({"platform": "meta", "page_id": "5550001", "access_token": "meta-user-token-SECRET"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{connected}");
-    let (_, artist) = send(app, owner, post.clone(), "/v1/artists", Some(json!({"name": "Band"}))).await;
+    let (_, artist) = app
+        .send(owner, post.clone(), "/v1/artists", Some(json!({"name": "Band"})))
+        .await;
     let artist_id = artist["artist_id"].as_str().unwrap().to_string();
-    send(
-        app,
+    app.send(
         owner,
         reqwest::Method::GET,
         &format!(
@@ -214,29 +181,29 @@ async fn meta_campaigns(app: &TestApp, owner: &str, start: NaiveDate, platform_i
     .await;
     let mut ids = Vec::new();
     for platform_id in platform_ids {
-        let (status, drafted) = send(
-            app,
-            owner,
-            post.clone(),
-            &format!("/v1/artists/{artist_id}/campaigns"),
-            Some(json!({
-                "platform": "meta", "objective": "streams",
-                "budget": {"kind": "daily", "amount_micros": 50_000_000}, "currency": "USD",
-                "schedule": {"start": start.to_string()}, "countries": ["PK"],
-                "creatives": [{"kind": "facebook_post", "post_id": "5550001_1"}]
-            })),
-        )
-        .await;
+        let (status, drafted) = app
+            .send(
+                owner,
+                post.clone(),
+                &format!("/v1/artists/{artist_id}/campaigns"),
+                Some(json!({
+                    "platform": "meta", "objective": "streams",
+                    "budget": {"kind": "daily", "amount_micros": 50_000_000}, "currency": "USD",
+                    "schedule": {"start": start.to_string()}, "countries": ["PK"],
+                    "creatives": [{"kind": "facebook_post", "post_id": "5550001_1"}]
+                })),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{drafted}");
         let id = drafted["campaign_id"].as_str().unwrap().to_string();
-        let (status, body) = send(
-            app,
-            owner,
-            post.clone(),
-            &format!("/v1/campaigns/{id}/launch"),
-            Some(json!({})),
-        )
-        .await;
+        let (status, body) = app
+            .send(
+                owner,
+                post.clone(),
+                &format!("/v1/campaigns/{id}/launch"),
+                Some(json!({})),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         // Bad links are refused with their reason and change nothing.
         for (bad, reason) in [
@@ -249,18 +216,20 @@ async fn meta_campaigns(app: &TestApp, owner: &str, start: NaiveDate, platform_i
                 "account and platform campaign ids are 1 to 32 digits (a Meta ad account may start with act_)",
             ),
         ] {
-            let (status, body) = send(app, owner, post.clone(), &format!("/v1/campaigns/{id}/link"), Some(bad)).await;
+            let (status, body) = app
+                .send(owner, post.clone(), &format!("/v1/campaigns/{id}/link"), Some(bad))
+                .await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
             assert_eq!(body["detail"], reason);
         }
-        let (status, body) = send(
-            app,
-            owner,
-            post.clone(),
-            &format!("/v1/campaigns/{id}/link"),
-            Some(json!({"account_id": "act_1001", "platform_campaign_id": platform_id})),
-        )
-        .await;
+        let (status, body) = app
+            .send(
+                owner,
+                post.clone(),
+                &format!("/v1/campaigns/{id}/link"),
+                Some(json!({"account_id": "act_1001", "platform_campaign_id": platform_id})),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         ids.push(id);
     }
@@ -294,14 +263,14 @@ async fn meta_story(backend: Backend) {
         rows.insert(("999".into(), until), day(3));
     }
     let sync = async || {
-        let (status, report) = send(
-            &app,
-            &service,
-            reqwest::Method::POST,
-            "/v1/spend/sync",
-            Some(json!({"campaigns": campaigns, "until": until.to_string()})),
-        )
-        .await;
+        let (status, report) = app
+            .send(
+                &service,
+                reqwest::Method::POST,
+                "/v1/spend/sync",
+                Some(json!({"campaigns": campaigns, "until": until.to_string()})),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{report}");
         report
     };
@@ -344,14 +313,14 @@ async fn meta_story(backend: Backend) {
         );
     }
     // Nothing changed on the platform: the third sync writes nothing at all.
-    let before = events(&app).await;
+    let before = app.event_count().await;
     let third = sync().await;
     assert_eq!(
         (&third["recorded"], &third["restated"], &third["unchanged"]),
         (&json!(0), &json!(0), &json!(56)),
         "{third}"
     );
-    assert_eq!(events(&app).await, before);
+    assert_eq!(app.event_count().await, before);
     // The platform revokes the token: the connection ends, its key is destroyed, and the
     // next sync reports the account as not connected without calling the platform.
     *insights.revoked.lock().unwrap() = true;
@@ -372,7 +341,7 @@ async fn meta_story(backend: Backend) {
     );
     assert_eq!(meta.received_requests().await.unwrap().len(), calls);
     let invalidated = tests::wait_until(std::time::Duration::from_secs(10), || async {
-        let (_, listed) = send(&app, &owner, reqwest::Method::GET, "/v1/connections", None).await;
+        let (_, listed) = app.send(&owner, reqwest::Method::GET, "/v1/connections", None).await;
         listed.to_string().contains("\"needs_reauthorisation\"")
     })
     .await;
@@ -448,19 +417,22 @@ async fn google_ads_story(backend: Backend) {
     };
     let owner = app.token("owner-2", Role::Person);
     let post = reqwest::Method::POST;
-    let (status, body) = send(
-        &app,
-        &owner,
-        post.clone(),
-        "/v1/connections",
-        Some(json!({"platform": "google_ads", "customer_id": "123-456-7890", "refresh_token": "1//refresh-SECRET"})),
-    )
-    .await;
+    let (status, body) = app
+        .send(
+            &owner,
+            post.clone(),
+            "/v1/connections",
+            Some(
+                json!({"platform": "google_ads", "customer_id": "123-456-7890", "refresh_token": "1//refresh-SECRET"}),
+            ),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (_, artist) = send(&app, &owner, post.clone(), "/v1/artists", Some(json!({"name": "Band"}))).await;
+    let (_, artist) = app
+        .send(&owner, post.clone(), "/v1/artists", Some(json!({"name": "Band"})))
+        .await;
     let artist_id = artist["artist_id"].as_str().unwrap().to_string();
-    send(
-        &app,
+    app.send(
         &owner,
         reqwest::Method::GET,
         &format!(
@@ -470,80 +442,80 @@ async fn google_ads_story(backend: Backend) {
         None,
     )
     .await;
-    let (status, drafted) = send(
-        &app,
-        &owner,
-        post.clone(),
-        &format!("/v1/artists/{artist_id}/campaigns"),
-        Some(json!({
-            "platform": "google_ads", "objective": "video_views",
-            "budget": {"kind": "lifetime", "amount_micros": 900_000_000}, "currency": "USD",
-            "schedule": {"start": (until - Duration::days(90)).to_string()}, "countries": ["GB"],
-            "creatives": [{"kind": "youtube_video", "video_id": "dQw4w9WgXcQ"}]
-        })),
-    )
-    .await;
+    let (status, drafted) = app
+        .send(
+            &owner,
+            post.clone(),
+            &format!("/v1/artists/{artist_id}/campaigns"),
+            Some(json!({
+                "platform": "google_ads", "objective": "video_views",
+                "budget": {"kind": "lifetime", "amount_micros": 900_000_000}, "currency": "USD",
+                "schedule": {"start": (until - Duration::days(90)).to_string()}, "countries": ["GB"],
+                "creatives": [{"kind": "youtube_video", "video_id": "dQw4w9WgXcQ"}]
+            })),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{drafted}");
     let campaign = drafted["campaign_id"].as_str().unwrap().to_string();
-    let (status, body) = send(
-        &app,
-        &owner,
-        post.clone(),
-        &format!("/v1/campaigns/{campaign}/launch"),
-        Some(json!({})),
-    )
-    .await;
+    let (status, body) = app
+        .send(
+            &owner,
+            post.clone(),
+            &format!("/v1/campaigns/{campaign}/launch"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // No account named: the connection's customer id, without dashes.
-    let (status, linked) = send(
-        &app,
-        &owner,
-        post.clone(),
-        &format!("/v1/campaigns/{campaign}/link"),
-        Some(json!({"platform_campaign_id": "777"})),
-    )
-    .await;
+    let (status, linked) = app
+        .send(
+            &owner,
+            post.clone(),
+            &format!("/v1/campaigns/{campaign}/link"),
+            Some(json!({"platform_campaign_id": "777"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{linked}");
     // Without naming campaigns: every linked campaign the read model knows at that position.
     let service = app.token("scheduler", Role::Service);
-    let (status, report) = send(
-        &app,
-        &service,
-        post.clone(),
-        "/v1/spend/sync",
-        Some(json!({"until": until.to_string(), "min_position": linked["position"]})),
-    )
-    .await;
+    let (status, report) = app
+        .send(
+            &service,
+            post.clone(),
+            "/v1/spend/sync",
+            Some(json!({"until": until.to_string(), "min_position": linked["position"]})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(
         (&report["campaigns"], &report["recorded"]),
         (&json!(1), &json!(14)),
         "{report}"
     );
-    let (_, dashboard) = send(
-        &app,
-        &owner,
-        reqwest::Method::GET,
-        &format!(
-            "/v1/artists/{artist_id}/dashboard?from={since}&to={until}&granularity=week&min_position={}",
-            report["position"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
+    let (_, dashboard) = app
+        .send(
+            &owner,
+            reqwest::Method::GET,
+            &format!(
+                "/v1/artists/{artist_id}/dashboard?from={since}&to={until}&granularity=week&min_position={}",
+                report["position"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
     let total: i64 = (1..=14).map(|n| 1_250_000 * n).sum();
     assert_eq!(dashboard["totals"][0]["spend_micros"], total, "{dashboard}");
     assert_eq!(dashboard["totals"][0]["views"], 14 * 400);
     // 1.5 conversions a day round half up to 2.
     assert_eq!(dashboard["totals"][0]["conversions"], 14 * 2);
-    let (_, campaigns) = send(
-        &app,
-        &owner,
-        reqwest::Method::GET,
-        &format!("/v1/artists/{artist_id}/campaigns"),
-        None,
-    )
-    .await;
+    let (_, campaigns) = app
+        .send(
+            &owner,
+            reqwest::Method::GET,
+            &format!("/v1/artists/{artist_id}/campaigns"),
+            None,
+        )
+        .await;
     assert_eq!(
         campaigns["campaigns"][0]["platform_account_id"], "1234567890",
         "{campaigns}"
