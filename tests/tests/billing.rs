@@ -516,7 +516,16 @@ async fn daily_close(db: tests::TestDb) {
     .await;
     assert!(projected);
     assert_eq!(api::billing::close_ended_periods(&log, now).await.unwrap(), 1);
-    engine.catch_up().await.unwrap();
+    // The close is a new commit: wait until the billing read model shows it, as above.
+    let closed_visible = tests::wait_until(std::time::Duration::from_secs(20), || async {
+        engine.catch_up().await.unwrap();
+        !api::billing::closed_periods(log.db(), "cus_DAILY")
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    assert!(closed_visible);
     assert_eq!(
         api::billing::close_ended_periods(&log, now).await.unwrap(),
         0,
