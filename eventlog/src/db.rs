@@ -38,6 +38,9 @@ macro_rules! dispatch {
 /// back the feed (its xid stays below the snapshot horizon), so such a session is ended.
 const PG_IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
 
+/// A pooled PostgreSQL connection idle for longer than this is pinged before it is used.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 impl Db {
     /// Connects to `url` (`postgres://…`, `postgresql://…` or `sqlite:path`). A SQLite file and
     /// its folder are created when missing. Fails (never panics) when the database is down.
@@ -49,6 +52,20 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
+                // sqlx pings every connection taken from the pool by default: one more round
+                // trip before every query (a command would wait for four, not two; counted in
+                // bench/tests/counters.rs). sqlx also pings each connection when it is given
+                // back, so one used within the last second is known to be alive; only one idle
+                // for longer (a restarted server, a dropped socket) is pinged before use.
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PING_IF_IDLE_FOR {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Ok(Db::Postgres(pool))

@@ -1,0 +1,206 @@
+//! The counters that noise cannot move (issue 8, item 3; `PERFORMANCE.md`), counted on the wire
+//! between sqlx and PostgreSQL by the harness's counting proxy (`bench::wire`):
+//!
+//! - one writing commit per command;
+//! - at most two database round trips per command (the load and the append): round trips the
+//!   command waits for; the ping sqlx's pool sends when a connection is given back (in a task
+//!   of its own, after the answer) is counted and shown apart;
+//! - one checkpoint write per projection batch, in the batch's own transaction, on a rebuild
+//!   and on the live workers.
+//!
+//! Each test makes and drops its own PostgreSQL database. When PostgreSQL is unreachable they
+//! fail; outside CI `DYNAMOI_TEST_SKIP_POSTGRES=1` skips them; under `CI=true` they always fail.
+
+use bench::scenarios::counters::{run_commands, run_live, run_rebuild, writes_read_model, Tapped, CHECKPOINT_WRITE};
+use bench::wire::{Recording, Transaction};
+
+async fn tapped() -> Option<Tapped> {
+    Tapped::new(10)
+        .await
+        .expect("a private PostgreSQL database behind the counting proxy")
+}
+
+fn breakdown(recording: &Recording) -> String {
+    let mut lines: Vec<String> = recording
+        .round_trips
+        .iter()
+        .take(12)
+        .map(|r| {
+            format!(
+                "conn {} status {} parses {} tags {:?} statements {:?}",
+                r.connection,
+                r.status as char,
+                r.parses,
+                r.tags,
+                r.statements
+                    .iter()
+                    .map(|s| s.chars().take(60).collect::<String>())
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    lines.insert(0, format!("the first round trips of {}:", recording.round_trip_count()));
+    lines.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counting_proxy_counts_round_trips_and_commits_exactly() {
+    let Some(tapped) = tapped().await else { return };
+    let eventlog::Db::Postgres(pool) = tapped.log.db().clone() else {
+        unreachable!("a PostgreSQL database")
+    };
+    let mut connection = pool.acquire().await.unwrap();
+    sqlx::query("CREATE TABLE t (x int)")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    // Prepare the statements once, so the counted part has no preparation round trip.
+    sqlx::query("SELECT 1").execute(&mut *connection).await.unwrap();
+    sqlx::query("INSERT INTO t VALUES ($1)")
+        .bind(0)
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    tapped.tap.reset();
+    sqlx::query("SELECT 1").execute(&mut *connection).await.unwrap(); // 1 round trip, read-only
+    sqlx::query("INSERT INTO t VALUES ($1)")
+        .bind(1)
+        .execute(&mut *connection)
+        .await
+        .unwrap(); // 1 round trip, 1 commit
+    let mut tx = sqlx::Connection::begin(&mut *connection).await.unwrap(); // BEGIN: 1
+    for x in 2..4 {
+        sqlx::query("INSERT INTO t VALUES ($1)")
+            .bind(x)
+            .execute(&mut *tx)
+            .await
+            .unwrap(); // 2
+    }
+    tx.commit().await.unwrap(); // COMMIT: 1 round trip, 1 commit
+    let mut tx = sqlx::Connection::begin(&mut *connection).await.unwrap();
+    sqlx::query("INSERT INTO t VALUES ($1)")
+        .bind(9)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap(); // 3 round trips, no commit
+    let recording = tapped.tap.recording();
+    assert_eq!(recording.round_trip_count(), 9, "{}", breakdown(&recording));
+    assert_eq!(recording.writing_commits(), 2, "{}", breakdown(&recording));
+    assert_eq!(recording.read_only_transactions(), 1);
+    assert_eq!(recording.executions_of("INSERT INTO t"), 4);
+    assert_eq!(recording.release_pings(), 0, "the connection was held throughout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_is_one_writing_commit() {
+    let Some(tapped) = tapped().await else { return };
+    let counts = run_commands(&tapped, 25).await.unwrap();
+    assert_eq!(counts.commands, 50);
+    assert_eq!(
+        counts.recording.writing_commits(),
+        counts.commands,
+        "one writing commit per command\n{}",
+        breakdown(&counts.recording)
+    );
+    // And each command's event carries its own transaction id: one commit each, as stored.
+    assert_eq!(counts.events, 50);
+    assert_eq!(counts.event_transactions, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_takes_at_most_two_round_trips() {
+    let Some(tapped) = tapped().await else { return };
+    let counts = run_commands(&tapped, 25).await.unwrap();
+    let recording = &counts.recording;
+    // A statement is prepared once per connection (one round trip, the first time); the pool
+    // may open a connection during the run, so those are counted apart, and bounded.
+    let preparations = recording.preparations();
+    assert!(
+        preparations <= 2 * recording.connections_used(),
+        "{preparations} preparations on {} connections",
+        recording.connections_used()
+    );
+    let waited = recording.waited_round_trips() - preparations;
+    assert!(
+        waited <= 2 * counts.commands,
+        "{waited} round trips waited for, for {} commands ({} in all, {} pings, {} of them on \
+         release, {preparations} preparations)\n{}",
+        counts.commands,
+        recording.round_trip_count(),
+        recording.round_trips.iter().filter(|r| r.is_ping()).count(),
+        recording.release_pings(),
+        breakdown(recording)
+    );
+    // The two are the load and the append: one statement each.
+    let statements: usize = recording.round_trips.iter().map(|r| r.statements.len()).sum();
+    assert_eq!(statements, 2 * counts.commands, "{}", breakdown(recording));
+}
+
+/// Every committed transaction that moves a checkpoint moves it once, and every read-model
+/// write is inside such a transaction.
+fn assert_one_checkpoint_per_batch_transaction(transactions: &[Transaction]) -> usize {
+    let mut batches = 0;
+    for tx in transactions {
+        let checkpoints = tx.statements.iter().filter(|s| s.contains(CHECKPOINT_WRITE)).count();
+        let read_model_writes = tx.statements.iter().filter(|s| writes_read_model(s)).count();
+        if read_model_writes > 0 {
+            assert_eq!(
+                checkpoints, 1,
+                "a batch transaction with {read_model_writes} read-model writes"
+            );
+        }
+        if checkpoints > 0 && tx.committed {
+            assert_eq!(
+                checkpoints, 1,
+                "one checkpoint write per batch transaction: {:?}",
+                tx.statements
+            );
+            batches += 1;
+        }
+    }
+    batches
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_writes_one_checkpoint_per_batch_for_every_projection() {
+    let Some(tapped) = tapped().await else { return };
+    let mut seeded = false;
+    for projection in projections::all() {
+        let name = projection.name();
+        // The feed is filled once (250 drafts), then every projection is rebuilt over it.
+        let counts = run_rebuild(&tapped, name, if seeded { 0 } else { 250 }, 100)
+            .await
+            .unwrap();
+        seeded = true;
+        assert!(counts.events >= 250, "{name}: {} events", counts.events);
+        assert_eq!(
+            counts.checkpoint_writes(),
+            counts.batches(),
+            "{name}: {} events in batches of {}",
+            counts.events,
+            counts.batch_size
+        );
+        let batches = assert_one_checkpoint_per_batch_transaction(&counts.recording.transactions());
+        assert_eq!(batches, counts.batches(), "{name}: batch transactions");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_workers_write_one_checkpoint_per_batch() {
+    let Some(tapped) = tapped().await else { return };
+    let recording = run_live(&tapped, 40, 1000).await.unwrap();
+    let transactions = recording.transactions();
+    let batches = assert_one_checkpoint_per_batch_transaction(&transactions);
+    // Every projection applied at least one batch (each reads every event).
+    assert!(batches >= projections::all().len(), "{batches} batches");
+    assert_eq!(recording.executions_of(CHECKPOINT_WRITE), batches);
+    // And no read-model write happened outside a batch transaction.
+    let outside: usize = transactions
+        .iter()
+        .filter(|tx| !tx.statements.iter().any(|s| s.contains(CHECKPOINT_WRITE)))
+        .flat_map(|tx| &tx.statements)
+        .filter(|s| writes_read_model(s))
+        .count();
+    assert_eq!(outside, 0);
+}
