@@ -7,11 +7,12 @@ use anyhow::Context;
 use connectors::google_ads::{GoogleAds, GoogleAdsSettings};
 use connectors::google_oauth::{GoogleOAuth, GoogleOAuthSettings};
 use connectors::meta::{Meta, MetaSettings};
+use connectors::posthog::PostHog;
 use connectors::resend::{Resend, ResendSettings};
 use connectors::spotify::{Spotify, SpotifySettings};
 use connectors::stripe::{Stripe, StripeSettings};
 use connectors::youtube::{YouTube, YouTubeSettings};
-use connectors::Url;
+use connectors::{HttpSettings, Url};
 use std::sync::Arc;
 
 /// Every outbound client.
@@ -26,7 +27,12 @@ pub struct Platforms {
     pub resend: Option<Arc<Resend>>,
     /// Stripe (meter events): needs the API key.
     pub stripe: Option<Arc<Stripe>>,
+    /// PostHog (erasure of a person and their events): needs the project id and the API key.
+    pub posthog: Option<Arc<PostHog>>,
 }
+
+/// PostHog US Cloud's app host, used unless `DYNAMOI_POSTHOG_BASE_URL` names another.
+const POSTHOG_DEFAULT_BASE_URL: &str = "https://us.posthog.com";
 
 fn url(name: &str, value: &Option<String>) -> anyhow::Result<Option<Url>> {
     value
@@ -36,7 +42,7 @@ fn url(name: &str, value: &Option<String>) -> anyhow::Result<Option<Url>> {
 }
 
 impl Platforms {
-    /// Builds the clients; fails only on a malformed base URL.
+    /// Builds the clients; fails only on a malformed base URL (or PostHog project id).
     pub fn build(integrations: &Integrations) -> anyhow::Result<Platforms> {
         let google = match (&integrations.google_client_id, &integrations.google_client_secret) {
             (Some(id), Some(secret)) => {
@@ -103,8 +109,19 @@ impl Platforms {
             }
             None => None,
         };
+        let posthog = match (&integrations.posthog_project_id, &integrations.posthog_api_key) {
+            (Some(project_id), Some(key)) => {
+                let base = url("DYNAMOI_POSTHOG_BASE_URL", &integrations.posthog_base_url)?
+                    .unwrap_or_else(|| Url::parse(POSTHOG_DEFAULT_BASE_URL).expect("a valid constant URL"));
+                let client = PostHog::new(HttpSettings::default(), base, project_id.as_str(), key.clone())
+                    .context("DYNAMOI_POSTHOG_PROJECT_ID must be the project's numeric id")?;
+                Some(Arc::new(client))
+            }
+            _ => None,
+        };
         Ok(Platforms {
             stripe,
+            posthog,
             google,
             google_ads,
             youtube: Arc::new(YouTube::new(youtube)?),
@@ -112,5 +129,47 @@ impl Platforms {
             spotify,
             resend,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn posthog(project_id: Option<&str>, key: Option<&str>, base: Option<&str>) -> anyhow::Result<Platforms> {
+        Platforms::build(&Integrations {
+            posthog_project_id: project_id.map(str::to_owned),
+            posthog_api_key: key.map(|key| SecretString::from(key.to_owned())),
+            posthog_base_url: base.map(str::to_owned),
+            ..Integrations::default()
+        })
+    }
+
+    #[test]
+    fn posthog_is_built_only_with_a_project_id_and_a_key() {
+        assert!(posthog(None, None, None).unwrap().posthog.is_none());
+        assert!(posthog(Some("12345"), None, None).unwrap().posthog.is_none());
+        assert!(posthog(None, Some("phx_key"), None).unwrap().posthog.is_none());
+        let built = posthog(Some("12345"), Some("phx_key"), Some("http://127.0.0.1:8099"))
+            .unwrap()
+            .posthog
+            .expect("configured");
+        let shown = format!("{built:?}");
+        assert!(shown.contains("127.0.0.1:8099") && shown.contains("12345"), "{shown}");
+        assert!(!shown.contains("phx_key"), "{shown}");
+        let default = posthog(Some("12345"), Some("phx_key"), None).unwrap().posthog.unwrap();
+        assert!(format!("{default:?}").contains("us.posthog.com"));
+    }
+
+    #[test]
+    fn a_malformed_posthog_project_id_or_base_url_names_the_setting() {
+        let project = posthog(Some("my-project"), Some("phx_key"), None).err().unwrap();
+        assert!(
+            format!("{project:#}").contains("DYNAMOI_POSTHOG_PROJECT_ID"),
+            "{project:#}"
+        );
+        let base = posthog(Some("1"), Some("phx_key"), Some("not a url")).err().unwrap();
+        assert!(format!("{base:#}").contains("DYNAMOI_POSTHOG_BASE_URL"), "{base:#}");
     }
 }

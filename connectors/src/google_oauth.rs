@@ -9,6 +9,14 @@
 //! the connection and destroys its key (P25). `invalid_client` and `unauthorized_client` are
 //! about our own credentials and stay [`ConnectorError::Client`] with that code. The request is
 //! repeated on 5xx, 429 and timeouts: a refresh grant has no side effect but a new access token.
+//!
+//! **Revocation** (erasure, P22): `POST {base}/revoke`, form-encoded `token=…` (an access or a
+//! refresh token; revoking an access token that has a refresh token revokes that too), as
+//! Google's "Revoking a token" section of the same guide describes; 200 means revoked, a 400
+//! carries an error code. Google's own samples put the token in the query string; RFC 7009
+//! §2.1 (which Google's endpoint implements) sends it in the form body, which is what we do, so
+//! the token never lands in a URL or an access log. Revoking twice is harmless, so retries are
+//! safe.
 
 use std::fmt;
 use std::time::Duration;
@@ -103,6 +111,36 @@ impl GoogleOAuth {
             expires_in: Duration::from_secs(answer.expires_in),
         })
     }
+
+    /// Revokes a person's grant to dynamoi by revoking `token` (a refresh token, or an access
+    /// token, which takes its refresh token with it).
+    ///
+    /// A 400 whose code is `invalid_token` (or `invalid_grant`) means Google no longer holds the
+    /// token as valid: it expired or was revoked already (by the person, by Google, or by an
+    /// earlier attempt of this call whose answer was lost). There is nothing left to revoke, so
+    /// that is `Ok(())` too. Any other failure is an error (`invalid_client`-like codes as
+    /// [`ConnectorError::Client`]); the token never appears in it.
+    pub async fn revoke_token(&self, token: &SecretString) -> Result<(), ConnectorError> {
+        let url = self.http.url(&["revoke"]);
+        let answer = self
+            .http
+            .send("google token revoke", classify_revoke, |client| {
+                client.post(url.clone()).form(&[("token", token.expose_secret())])
+            })
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(ConnectorError::InvalidToken) => {
+                tracing::info!(
+                    platform = "google_oauth",
+                    operation = "google token revoke",
+                    "the token was already invalid: nothing to revoke"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
 }
 
 /// `{"error": "invalid_grant", "error_description": "…"}`: the code decides, the description
@@ -117,5 +155,21 @@ fn classify(failure: &Failure<'_>) -> Verdict {
         // Without a code, 401 and 404 still say our client or URL is wrong, not the person's token.
         _ if matches!(failure.status.as_u16(), 401 | 404) => Verdict::Fail(failure.client(None)),
         _ => failure.default_verdict(None),
+    }
+}
+
+/// The revocation endpoint's failures: a 400 `invalid_token` / `invalid_grant` (the token is no
+/// longer valid) is [`ConnectorError::InvalidToken`], which `revoke_token` turns into success;
+/// every other 4xx is a client error (never an invalid token, so that it cannot pass for one).
+fn classify_revoke(failure: &Failure<'_>) -> Verdict {
+    let code = failure.json::<ErrorAnswer>().and_then(|answer| answer.error);
+    match code.as_deref() {
+        Some("invalid_token" | "invalid_grant") if failure.status.as_u16() == 400 => {
+            Verdict::Fail(ConnectorError::InvalidToken)
+        }
+        code if failure.status.is_client_error() && !matches!(failure.status.as_u16(), 408 | 429) => {
+            Verdict::Fail(failure.client(code))
+        }
+        code => failure.default_verdict(code),
     }
 }

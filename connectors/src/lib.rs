@@ -8,18 +8,25 @@
 //! transport failures, no retry on other 4xx, bounded response bodies, no redirects), one error
 //! type ([`ConnectorError`]) and one module per platform:
 //!
-//! - [`google_oauth`]: a YouTube connection's refresh token → a short-lived access token;
+//! - [`google_oauth`]: a YouTube connection's refresh token → a short-lived access token, and
+//!   a token revoked on erasure;
 //! - [`youtube`]: a channel's uploads playlist and its videos (campaign creation, P5/P12);
 //! - [`meta`]: a Facebook page's posts and an Instagram account's media (P12), and an ad
-//!   account's daily campaign insights;
+//!   account's daily campaign insights, and the app's permissions revoked on erasure;
 //! - [`google_ads`]: a Google Ads customer's daily campaign metrics (`googleAds:searchStream`);
 //! - [`ad_reporting`]: [`ad_reporting::CampaignDay`], the row both ad-reporting calls return,
 //!   and exact decimal-to-micros conversion;
 //! - [`spotify`]: public track and album data with the app's own client-credentials token (P8);
-//! - [`resend`]: one email per call, with an idempotency key (P13);
+//! - [`resend`]: one email per call, with an idempotency key (P13), and a contact deleted on
+//!   erasure;
 //! - [`stripe`]: usage reported to Stripe as billing meter events, once per identifier (P11),
-//!   and [`stripe::webhook`], the signature check of Stripe's webhooks (secret rotation, replay
-//!   tolerance).
+//!   a customer's personal fields cleared on erasure (invoices kept), and [`stripe::webhook`],
+//!   the signature check of Stripe's webhooks (secret rotation, replay tolerance);
+//! - [`posthog`]: a person deleted by distinct id with their events and recordings (P4, P22).
+//!
+//! The erasure calls (P22) answer success when the platform says the thing is gone already
+//! (an invalid token, no such customer, contact or person), so an erasure can be retried until
+//! every processor has answered.
 //!
 //! Tokens come in as [`secrecy::SecretString`], which the callers open from the vault (P19) just
 //! for the call; they travel in `Authorization` headers (Google Ads' developer token in its
@@ -42,6 +49,7 @@ pub mod google_ads;
 pub mod google_oauth;
 pub mod http;
 pub mod meta;
+pub mod posthog;
 pub mod resend;
 pub mod spotify;
 pub mod stripe;

@@ -7,6 +7,10 @@
 //! - `GET {base}/{version}/act_{ad_account_id}/insights?level=campaign&time_increment=1&
 //!   time_range={"since":"YYYY-MM-DD","until":"YYYY-MM-DD"}&fields=campaign_id,date_start,spend,
 //!   impressions,reach,clicks,actions,account_currency&limit=500`
+//! - `DELETE {base}/{version}/me/permissions` (erasure, P22): revokes every permission the person
+//!   granted the app ("de-authorize", *User permissions* reference: "If the request is
+//!   successful, you will receive a response of true", which current versions write as
+//!   `{"success": true}`). A token that is already invalid (code 190) leaves nothing to revoke.
 //!
 //! The Graph version is a setting (default [`DEFAULT_GRAPH_VERSION`]; Meta keeps a version for
 //! about two years, see its *Graph API changelog*). The token goes in an `Authorization: Bearer`
@@ -84,7 +88,7 @@ use sha2::Sha256;
 
 use crate::ad_reporting::{self, check_window, numeric_text, CampaignDay};
 use crate::error::ConnectorError;
-use crate::http::{check_id, lenient, Failure, HttpClient, HttpSettings, Verdict};
+use crate::http::{check_id, decode, lenient, Failure, HttpClient, HttpSettings, Verdict};
 use crate::Url;
 
 /// The Graph API version used unless the settings name another (available until July 2028).
@@ -360,6 +364,57 @@ impl Meta {
             ));
         }
         rows.items.into_iter().map(InsightsRow::into_campaign_day).collect()
+    }
+
+    /// Revokes every permission the person granted the app (`DELETE /{version}/me/permissions`
+    /// with their user access token), so Meta stops treating dynamoi as authorised for them.
+    ///
+    /// `{"success": true}` (or a bare `true`) → `Ok(())`. An `OAuthException` with code 190 (the
+    /// token expired, was revoked, or the person removed the app already) or 102 (session) also
+    /// → `Ok(())`: the token authorises nothing any more, so there is nothing left to revoke.
+    /// `{"success": false}` and every other failure are errors; the token never appears in them.
+    pub async fn revoke_permissions(&self, access_token: &SecretString) -> Result<(), ConnectorError> {
+        const OPERATION: &str = "meta revoke permissions";
+        let url = self.http.url(&[&self.graph_version, "me", "permissions"]);
+        let proof = self
+            .app_secret
+            .as_ref()
+            .map(|secret| appsecret_proof(secret, access_token));
+        let answer = self
+            .http
+            .send(OPERATION, classify_revoke, |client| {
+                let mut request = client.delete(url.clone()).bearer_auth(access_token.expose_secret());
+                if let Some(proof) = &proof {
+                    request = request.query(&[("appsecret_proof", proof.expose_secret())]);
+                }
+                request
+            })
+            .await;
+        let body = match answer {
+            Ok(body) => body,
+            Err(ConnectorError::InvalidToken) => {
+                tracing::info!(
+                    platform = "meta",
+                    operation = OPERATION,
+                    "the token was already invalid: nothing to revoke"
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        let success = match decode::<serde_json::Value>(OPERATION, &body)? {
+            serde_json::Value::Bool(success) => success,
+            serde_json::Value::Object(answer) => answer.get("success") == Some(&serde_json::Value::Bool(true)),
+            _ => false,
+        };
+        if success {
+            Ok(())
+        } else {
+            Err(ConnectorError::Decode {
+                what: OPERATION,
+                detail: "Meta did not answer success: true".to_owned(),
+            })
+        }
     }
 
     /// Reads `{node}/{edge}` page by page as the module documentation says. Before asking for
@@ -713,6 +768,21 @@ fn classify(failure: &Failure<'_>) -> Verdict {
         (Some(code), Some(subcode)) => failure.default_verdict(Some(&format!("{code}/{subcode}"))),
         (Some(code), None) => failure.default_verdict(Some(&code.to_string())),
         (None, _) => failure.default_verdict(None),
+    }
+}
+
+/// The revocation's failures: only Graph codes 190 and 102 (the token is no longer valid) are
+/// [`ConnectorError::InvalidToken`], which `revoke_permissions` turns into success; a 401
+/// without such a code is a client error, so that it cannot pass for one.
+fn classify_revoke(failure: &Failure<'_>) -> Verdict {
+    let code = failure
+        .json::<ErrorAnswer>()
+        .and_then(|answer| answer.error)
+        .and_then(|error| error.code);
+    match code {
+        Some(190 | 102) => Verdict::Fail(ConnectorError::InvalidToken),
+        None if failure.status.as_u16() == 401 => Verdict::Fail(failure.client(None)),
+        _ => classify(failure),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Resend's email API: one email per call (invitations, P7/P13).
+//! Resend's email API: one email per call (invitations, P7/P13), and a contact deleted on
+//! erasure (P22).
 //!
 //! `POST {base}/emails` with `Authorization: Bearer <api key>`, an `Idempotency-Key` header and
 //! `{"from", "to": [...], "subject", "html", "text"}`; the answer is `{"id"}` (Resend's *Send
@@ -6,6 +7,13 @@
 //! first answer instead of sending again (*Idempotency Keys*), so retries (5xx, 429, timeouts,
 //! a reset connection) can never send twice; the caller derives the key from its outbox entry
 //! (e.g. `invitation/{id}`), 1 to 256 characters.
+//!
+//! **Contacts.** Resend's contacts are global, one per email address (*Contacts*; the older
+//! per-audience model was migrated to segments). `DELETE {base}/contacts/{id or email}` removes
+//! the contact with its properties and segment and topic memberships (*Delete Contact*: "Either
+//! `id` or `email` must be provided"); the answer is `{"object": "contact", …, "deleted":
+//! true}`. A 404 (`not_found`: no contact with that address, e.g. deleted already) is success.
+//! The address travels percent-encoded as one path segment, the only place Resend takes it.
 //!
 //! **Errors** (`{"statusCode", "name", "message"}`, *Errors* reference; the message can quote the
 //! recipient, so only `name` is kept): 401 (`missing_api_key`, or `validation_error` for a bad
@@ -33,6 +41,8 @@ use crate::Url;
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 /// Resend's bound on recipients of one email.
 pub const MAX_RECIPIENTS: usize = 50;
+/// The longest email address accepted (64 for the local part, 255 for the domain, and the `@`).
+const MAX_EMAIL_LEN: usize = 320;
 
 /// Where Resend is and the API key to send with.
 #[derive(Debug, Clone)]
@@ -135,6 +145,40 @@ impl Resend {
             })
             .await?;
         Ok(answer.id)
+    }
+
+    /// Deletes the Resend contact whose address is `email` (see the module documentation).
+    /// No such contact (404) is `Ok(())`: nothing is left to delete. The address never appears
+    /// in an error or a log line.
+    pub async fn delete_contact(&self, email: &str) -> Result<(), ConnectorError> {
+        const OPERATION: &str = "resend delete contact";
+        let plausible = email.len() <= MAX_EMAIL_LEN
+            && email.contains('@')
+            && !email.chars().any(|c| c.is_control() || c.is_whitespace());
+        if !plausible {
+            return Err(ConnectorError::InvalidInput(
+                "a contact's email address is at most 320 characters with an @ and no spaces",
+            ));
+        }
+        let url = self.http.url(&["contacts", email]);
+        let answer = self
+            .http
+            .send(OPERATION, classify, |client| {
+                client.delete(url.clone()).bearer_auth(self.api_key.expose_secret())
+            })
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(ConnectorError::NotFound) => {
+                tracing::info!(
+                    platform = "resend",
+                    operation = OPERATION,
+                    "no such contact: nothing to delete"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 

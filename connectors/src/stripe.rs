@@ -1,5 +1,5 @@
-//! Stripe: usage reported for metered billing (P11) and the signature check of Stripe's
-//! webhooks ([`webhook`]).
+//! Stripe: usage reported for metered billing (P11), a customer's personal fields cleared on
+//! erasure (P22), and the signature check of Stripe's webhooks ([`webhook`]).
 //!
 //! **Meter events.** `POST {base}/v1/billing/meter_events`, form-encoded `event_name`,
 //! `payload[stripe_customer_id]`, `payload[value]` (a whole number, as text), `identifier` and
@@ -31,6 +31,16 @@
 //! instead of an error, so the outbox marks the fact reported rather than stalling on it
 //! forever. (The message is read only to recognise this case; it is never kept.)
 //!
+//! **Anonymising a customer.** `POST {base}/v1/customers/{id}` (*Update a customer*: "Any
+//! parameters not provided will be left unchanged"), form-encoded `name=`, `email=`, `phone=`,
+//! `description=`, `address=` and `shipping=`, with an `Idempotency-Key`. An empty value unsets
+//! a field; `address` and `shipping` are hashes, which Stripe's API takes as `''` to unset (its
+//! OpenAPI specification types both as "object or the empty string", as the generated SDKs
+//! show: `Literal['']|…Address`). The customer object, its invoices and its payments stay:
+//! billing records are kept under a legal obligation, so the customer is emptied, not deleted.
+//! Metadata is left alone (dynamoi writes no personal data there). A 404 `resource_missing`
+//! (no such customer: deleted already) is success.
+//!
 //! **Errors** (`{"error": {"type", "code", "message", "param"}}`, *Errors* reference; a message
 //! can quote what we sent, so only the code, or without one the type, is kept): 401 →
 //! [`ConnectorError::InvalidToken`] (our secret key is wrong: alert); 429 (`rate_limit`,
@@ -59,6 +69,19 @@ pub const MAX_IDENTIFIER_LEN: usize = 100;
 pub const MAX_EVENT_NAME_LEN: usize = 100;
 /// The largest magnitude of a meter event's value: Stripe refuses more than 15 significant digits.
 pub const MAX_METER_VALUE: i64 = 999_999_999_999_999;
+
+/// Stripe's bound on an `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The update that empties a customer's personal fields (module documentation).
+const ANONYMISED_CUSTOMER: [(&str, &str); 6] = [
+    ("name", ""),
+    ("email", ""),
+    ("phone", ""),
+    ("description", ""),
+    ("address", ""),
+    ("shipping", ""),
+];
 
 /// Where Stripe is and the secret key to call it with.
 #[derive(Debug, Clone)]
@@ -208,6 +231,53 @@ impl Stripe {
             Err(error) => Err(error),
         }
     }
+
+    /// Clears the personal fields of Stripe customer `customer_id` (name, email, phone,
+    /// description, billing address and shipping details; see the module documentation), once
+    /// per `idempotency_key` (1 to 255 visible ASCII characters; the caller derives it from the
+    /// erasure it carries out). The customer and its invoices are kept. A customer Stripe does
+    /// not have (404 `resource_missing`, e.g. deleted already) is `Ok(())`: nothing is left to
+    /// anonymise.
+    pub async fn anonymise_customer(&self, customer_id: &str, idempotency_key: &str) -> Result<(), ConnectorError> {
+        const OPERATION: &str = "stripe anonymise customer";
+        check_id(
+            customer_id,
+            255,
+            |c| c.is_ascii_alphanumeric() || c == '_',
+            "a Stripe customer id is letters, digits and _",
+        )?;
+        let key_ok = !idempotency_key.is_empty()
+            && idempotency_key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+            && idempotency_key.bytes().all(|b| b.is_ascii_graphic());
+        if !key_ok {
+            return Err(ConnectorError::InvalidInput(
+                "a Stripe idempotency key is 1 to 255 visible ASCII characters without spaces",
+            ));
+        }
+        let url = self.http.url(&["v1", "customers", customer_id]);
+        let answer = self
+            .http
+            .send(OPERATION, classify_customer_update, |client| {
+                client
+                    .post(url.clone())
+                    .bearer_auth(self.api_key.expose_secret())
+                    .header("Idempotency-Key", idempotency_key)
+                    .form(&ANONYMISED_CUSTOMER)
+            })
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(ConnectorError::NotFound) => {
+                tracing::info!(
+                    platform = "stripe",
+                    operation = OPERATION,
+                    "no such customer: nothing to anonymise"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
 }
 
 /// Refuses, before sending, what Stripe would refuse or what could not travel in a header.
@@ -244,9 +314,28 @@ fn classify(failure: &Failure<'_>) -> Verdict {
     if status == 400 && error.as_ref().is_some_and(is_duplicate_identifier) {
         return Verdict::Fail(ConnectorError::InvalidInput(DUPLICATE_IDENTIFIER));
     }
-    let code = error
-        .as_ref()
-        .and_then(|error| error.code.as_deref().or(error.kind.as_deref()));
+    classify_error(failure, error.as_ref())
+}
+
+/// A customer update's failures: only a 404 `resource_missing` is [`ConnectorError::NotFound`]
+/// (which `anonymise_customer` turns into success); a 404 without that code (a wrong base URL)
+/// is a client error, so that it cannot pass for a deleted customer.
+fn classify_customer_update(failure: &Failure<'_>) -> Verdict {
+    let error = failure.json::<ErrorAnswer>().and_then(|answer| answer.error);
+    if failure.status.as_u16() == 404 {
+        let code = error.as_ref().and_then(|error| error.code.as_deref());
+        return match code {
+            Some("resource_missing") => Verdict::Fail(ConnectorError::NotFound),
+            code => Verdict::Fail(failure.client(code)),
+        };
+    }
+    classify_error(failure, error.as_ref())
+}
+
+/// What every Stripe call shares (module documentation, *Errors*).
+fn classify_error(failure: &Failure<'_>, error: Option<&ErrorBody>) -> Verdict {
+    let status = failure.status.as_u16();
+    let code = error.and_then(|error| error.code.as_deref().or(error.kind.as_deref()));
     match status {
         401 => Verdict::Fail(ConnectorError::InvalidToken),
         409 => Verdict::Retry(failure.client(code)),

@@ -4,6 +4,8 @@
 //! token, 429 with `Retry-After`, 500, and a timeout, and asserts the requests' shapes
 //! (`meta_insights` and `google_ads` cover the ad-reporting calls, their usage and quota limits);
 //! `stripe` covers meter events (idempotency, duplicates) and the webhook signature check;
+//! the erasure calls (Google and Meta revocation, Stripe anonymisation, Resend contact and
+//! PostHog person deletion) sit in their platform's module, `posthog` holding PostHog's;
 //! `retries` covers the shared retry rules and `redaction` that no token, secret or recipient
 //! reaches an error, a `Debug` output or a log line.
 
@@ -11,6 +13,7 @@ mod google_ads;
 mod google_oauth;
 mod meta;
 mod meta_insights;
+mod posthog;
 mod redaction;
 mod resend;
 mod retries;

@@ -195,3 +195,124 @@ async fn a_token_endpoint_slower_than_the_timeout_is_a_timeout_after_every_attem
     assert!(matches!(error, ConnectorError::Timeout), "{error:?}");
     assert!(started.elapsed() < SLOW, "the client waited for the slow answer");
 }
+
+// Revocation (erasure): `POST /revoke` with the token in the form body.
+
+const REVOKED_TOKEN: &str = "1//refresh-token-to-revoke";
+
+#[tokio::test]
+async fn a_token_is_revoked_with_a_form_post_holding_only_the_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    client(&server, fast_http())
+        .revoke_token(&secret(REVOKED_TOKEN))
+        .await
+        .unwrap();
+
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 1);
+    let request = &received[0];
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.query(), None, "the token must not travel in the URL");
+    assert!(request.headers.get("authorization").is_none());
+    let fields = form(request);
+    assert_eq!(fields.get("token").map(String::as_str), Some(REVOKED_TOKEN));
+    assert_eq!(fields.len(), 1);
+}
+
+#[tokio::test]
+async fn a_token_google_no_longer_holds_counts_as_revoked_without_a_retry() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_token",
+            "error_description": "Token expired or revoked"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    client(&server, fast_http())
+        .revoke_token(&secret(REVOKED_TOKEN))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn another_refusal_of_a_revocation_is_a_client_error_without_the_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_request",
+            "error_description": format!("Bad token {REVOKED_TOKEN}")
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let error = client(&server, fast_http())
+        .revoke_token(&secret(REVOKED_TOKEN))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, ConnectorError::Client { status: 400, code: Some(code) } if code == "invalid_request"),
+        "{error:?}"
+    );
+    assert!(!format!("{error} {error:?}").contains(REVOKED_TOKEN));
+}
+
+#[tokio::test]
+async fn a_401_without_a_code_is_not_taken_for_an_already_revoked_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let error = client(&server, fast_http())
+        .revoke_token(&secret(REVOKED_TOKEN))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            error,
+            ConnectorError::Client {
+                status: 401,
+                code: None
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_failing_with_5xx_is_retried_then_fails_with_server() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .mount(&server)
+        .await;
+
+    let error = client(&server, fast_http())
+        .revoke_token(&secret(REVOKED_TOKEN))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, ConnectorError::Server { status: 503 }), "{error:?}");
+    assert!(error.is_transient());
+}

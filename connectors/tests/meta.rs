@@ -386,3 +386,178 @@ fn a_graph_version_that_is_not_v_major_minor_is_refused() {
         );
     }
 }
+
+// Revocation (erasure): `DELETE /{version}/me/permissions` with the person's token.
+
+const USER_TOKEN: &str = "EAAB-user-token-to-revoke";
+const PERMISSIONS_PATH: &str = "/v25.0/me/permissions";
+
+#[tokio::test]
+async fn permissions_are_revoked_with_a_delete_carrying_the_token_and_its_proof_in_no_url() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(PERMISSIONS_PATH))
+        .and(bearer_token("page-token-123"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let settings = MetaSettings {
+        base_url: base(&server),
+        app_secret: Some(secret("app-secret-xyz")),
+        http: fast_http(),
+        ..MetaSettings::default()
+    };
+
+    Meta::new(settings)
+        .unwrap()
+        .revoke_permissions(&secret("page-token-123"))
+        .await
+        .unwrap();
+
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].method.as_str(), "DELETE");
+    assert!(received[0].body.is_empty());
+    // The same proof as for reads: HMAC-SHA256 of the token keyed by the app secret.
+    assert_eq!(
+        query(&received[0]),
+        [(
+            "appsecret_proof".to_owned(),
+            "f095003546960746d38360143f50e3599ceb36c8ed09b75e9c023fe3dc7a58bd".to_owned()
+        )]
+        .into_iter()
+        .collect()
+    );
+}
+
+#[tokio::test]
+async fn a_bare_true_answer_is_a_revocation_too() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(PERMISSIONS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_string("true"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    meta(&server, fast_http())
+        .revoke_permissions(&secret(USER_TOKEN))
+        .await
+        .unwrap();
+    assert!(query(&requests(&server).await[0]).is_empty());
+}
+
+#[tokio::test]
+async fn an_already_invalid_token_code_190_leaves_nothing_to_revoke() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(PERMISSIONS_PATH))
+        .respond_with(graph_error(
+            400,
+            190,
+            Some(458),
+            "Error validating access token: The user has not authorized application 123.",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    meta(&server, fast_http())
+        .revoke_permissions(&secret(USER_TOKEN))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn success_false_is_not_a_revocation() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(PERMISSIONS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": false})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let error = meta(&server, fast_http())
+        .revoke_permissions(&secret(USER_TOKEN))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            error,
+            ConnectorError::Decode {
+                what: "meta revoke permissions",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn another_graph_error_or_a_bare_401_fails_the_revocation_without_the_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(PERMISSIONS_PATH))
+        .respond_with(graph_error(
+            400,
+            200,
+            None,
+            &format!("Permissions error for {USER_TOKEN}"),
+        ))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(PERMISSIONS_PATH))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let meta = meta(&server, fast_http());
+
+    let refused = meta.revoke_permissions(&secret(USER_TOKEN)).await.unwrap_err();
+    let unauthorised = meta.revoke_permissions(&secret(USER_TOKEN)).await.unwrap_err();
+
+    assert!(
+        matches!(&refused, ConnectorError::Client { status: 400, code: Some(code) } if code == "200"),
+        "{refused:?}"
+    );
+    assert!(!format!("{refused} {refused:?}").contains(USER_TOKEN));
+    assert!(
+        matches!(
+            unauthorised,
+            ConnectorError::Client {
+                status: 401,
+                code: None
+            }
+        ),
+        "{unauthorised:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_failing_with_5xx_is_retried_then_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(PERMISSIONS_PATH))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(PERMISSIONS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    meta(&server, fast_http())
+        .revoke_permissions(&secret(USER_TOKEN))
+        .await
+        .unwrap();
+}

@@ -307,3 +307,116 @@ fn debug_of_a_message_shows_neither_the_recipient_nor_the_body() {
     assert!(!shown.contains("secret-link"), "{shown}");
     assert!(shown.contains("1 recipient(s) REDACTED"), "{shown}");
 }
+
+// Deleting a contact (erasure): `DELETE /contacts/{email}`.
+
+const CONTACT: &str = "leaving.person+news@example.com";
+
+#[tokio::test]
+async fn a_contact_is_deleted_by_its_address_with_the_api_key() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/contacts/{CONTACT}")))
+        .and(bearer_token(API_KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "contact",
+            "contact": "520784e2-887d-4c25-b53c-4ad46ad38100",
+            "deleted": true
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    resend(&server, fast_http()).delete_contact(CONTACT).await.unwrap();
+
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].method.as_str(), "DELETE");
+    assert_eq!(received[0].url.query(), None);
+    assert!(received[0].body.is_empty());
+}
+
+#[tokio::test]
+async fn a_contact_resend_does_not_have_is_already_deleted() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/contacts/{CONTACT}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "statusCode": 404, "name": "not_found", "message": "Contact not found"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    resend(&server, fast_http()).delete_contact(CONTACT).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_contact_deletion_is_an_error_without_the_address() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/contacts/{CONTACT}")))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "statusCode": 403, "name": "invalid_api_key", "message": format!("API key invalid for {CONTACT}")
+        })))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/contacts/{CONTACT}")))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "statusCode": 422, "name": "validation_error", "message": format!("{CONTACT} is not valid")
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let resend = resend(&server, fast_http());
+
+    let unauthorised = resend.delete_contact(CONTACT).await.unwrap_err();
+    let refused = resend.delete_contact(CONTACT).await.unwrap_err();
+
+    assert!(matches!(unauthorised, ConnectorError::InvalidToken), "{unauthorised:?}");
+    assert!(
+        matches!(&refused, ConnectorError::Client { status: 422, code: Some(code) } if code == "validation_error"),
+        "{refused:?}"
+    );
+    assert!(!format!("{refused} {refused:?}").contains("leaving.person"));
+}
+
+#[tokio::test]
+async fn a_contact_deletion_failing_with_5xx_is_retried_then_fails_with_server() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/contacts/{CONTACT}")))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(3)
+        .mount(&server)
+        .await;
+
+    let error = resend(&server, fast_http()).delete_contact(CONTACT).await.unwrap_err();
+
+    assert!(matches!(error, ConnectorError::Server { status: 500 }), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_address_that_is_not_one_is_refused_before_sending() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let resend = resend(&server, fast_http());
+
+    for bad in [
+        "",
+        "no-at-sign",
+        "a b@example.com",
+        "a@example.com\n",
+        &format!("{}@x.y", "a".repeat(320)),
+    ] {
+        let error = resend.delete_contact(bad).await.unwrap_err();
+        assert!(matches!(error, ConnectorError::InvalidInput(_)), "{bad:?}: {error:?}");
+    }
+}

@@ -475,3 +475,212 @@ fn a_webhook_signed_like_stripe_verifies_through_the_public_api() {
     );
     assert!(!format!("{error} {error:?}").contains("whsec"));
 }
+
+// Anonymising a customer (erasure): `POST /v1/customers/{id}` emptying the personal fields.
+
+const ERASURE_KEY: &str = "erasure/0190a7c2-person/stripe";
+
+fn customer_path() -> String {
+    format!("/v1/customers/{CUSTOMER}")
+}
+
+fn emptied_customer() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": CUSTOMER,
+        "object": "customer",
+        "address": null,
+        "description": null,
+        "email": null,
+        "name": null,
+        "phone": null,
+        "shipping": null,
+        "metadata": {"dynamoi_account": "0190a7c2"},
+        "livemode": false
+    }))
+}
+
+#[tokio::test]
+async fn a_customer_is_anonymised_by_an_update_emptying_every_personal_field_with_an_idempotency_key() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(customer_path()))
+        .and(bearer_token(API_KEY))
+        .and(header("idempotency-key", ERASURE_KEY))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .respond_with(emptied_customer())
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    stripe(&server, fast_http())
+        .anonymise_customer(CUSTOMER, ERASURE_KEY)
+        .await
+        .unwrap();
+
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].method.as_str(), "POST");
+    let expected: BTreeMap<String, String> = ["name", "email", "phone", "description", "address", "shipping"]
+        .into_iter()
+        .map(|field| (field.to_owned(), String::new()))
+        .collect();
+    assert_eq!(form(&received[0]), expected);
+    assert_eq!(
+        std::str::from_utf8(&received[0].body).unwrap(),
+        "name=&email=&phone=&description=&address=&shipping="
+    );
+}
+
+#[tokio::test]
+async fn a_customer_stripe_does_not_have_is_already_anonymised() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(customer_path()))
+        .respond_with(stripe_error(
+            404,
+            json!({
+                "code": "resource_missing",
+                "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+                "message": format!("No such customer: '{CUSTOMER}'"),
+                "param": "id",
+                "type": "invalid_request_error"
+            }),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    stripe(&server, fast_http())
+        .anonymise_customer(CUSTOMER, ERASURE_KEY)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_404_without_resource_missing_is_an_error_not_an_anonymised_customer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(customer_path()))
+        .respond_with(ResponseTemplate::new(404).set_body_string("Not Found"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let error = stripe(&server, fast_http())
+        .anonymise_customer(CUSTOMER, ERASURE_KEY)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            error,
+            ConnectorError::Client {
+                status: 404,
+                code: None
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_anonymisation_failing_with_5xx_is_retried_under_the_same_idempotency_key() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(customer_path()))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(customer_path()))
+        .respond_with(emptied_customer())
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    stripe(&server, fast_http())
+        .anonymise_customer(CUSTOMER, ERASURE_KEY)
+        .await
+        .unwrap();
+
+    let keys: Vec<_> = requests(&server)
+        .await
+        .iter()
+        .map(|request| crate::support::header(request, "idempotency-key").map(str::to_owned))
+        .collect();
+    assert_eq!(keys, [Some(ERASURE_KEY.to_owned()), Some(ERASURE_KEY.to_owned())]);
+}
+
+#[tokio::test]
+async fn a_refused_anonymisation_is_a_client_error_with_the_code_and_a_wrong_key_an_invalid_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(customer_path()))
+        .and(bearer_token(API_KEY))
+        .respond_with(stripe_error(
+            400,
+            json!({
+                "code": "idempotency_key_in_use",
+                "message": "Keys for idempotent requests can only be used with the same parameters",
+                "type": "invalid_request_error"
+            }),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(customer_path()))
+        .respond_with(stripe_error(
+            401,
+            json!({"message": "Invalid API Key provided: sk_test_****", "type": "invalid_request_error"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let refused = stripe(&server, fast_http())
+        .anonymise_customer(CUSTOMER, ERASURE_KEY)
+        .await
+        .unwrap_err();
+    let mut wrong_key = StripeSettings::new(secret("sk_test_wrong"));
+    wrong_key.base_url = base(&server);
+    wrong_key.http = fast_http();
+    let unauthorised = Stripe::new(wrong_key)
+        .unwrap()
+        .anonymise_customer(CUSTOMER, ERASURE_KEY)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&refused, ConnectorError::Client { status: 400, code: Some(code) } if code == "idempotency_key_in_use"),
+        "{refused:?}"
+    );
+    assert!(matches!(unauthorised, ConnectorError::InvalidToken), "{unauthorised:?}");
+}
+
+#[tokio::test]
+async fn a_customer_id_or_idempotency_key_that_could_change_the_request_is_refused_before_sending() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(emptied_customer())
+        .expect(0)
+        .mount(&server)
+        .await;
+    let stripe = stripe(&server, fast_http());
+
+    for (customer, key) in [
+        ("../v1/charges", ERASURE_KEY),
+        ("", ERASURE_KEY),
+        (CUSTOMER, ""),
+        (CUSTOMER, "has space"),
+        (CUSTOMER, &"k".repeat(256)),
+    ] {
+        let error = stripe.anonymise_customer(customer, key).await.unwrap_err();
+        assert!(
+            matches!(error, ConnectorError::InvalidInput(_)),
+            "{customer} {key}: {error:?}"
+        );
+    }
+}
