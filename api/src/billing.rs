@@ -19,6 +19,7 @@ use domain::billing::{
     fee_micros, Adjustment, BillingAccount, BillingPeriod, ForeignSpend, PeriodCommand, PeriodError, Plan, Statement,
 };
 use domain::campaign::{Campaign, CampaignCommand};
+use domain::disclosure::{DataCategory, Processor, Purpose};
 use eventlog::{dispatch, CommandError, Db, EventLog, EventMetadata, Position};
 use serde::Serialize;
 use sqlx::Row;
@@ -247,13 +248,13 @@ pub fn meter_identifier(account: &str, period: &str) -> String {
 /// confirmed on the period's own stream) is sent to Stripe and recorded. Returns how many
 /// were sent.
 pub async fn report_due(log: &EventLog, stripe: &Stripe, event_name: &str) -> Result<usize, ApiError> {
-    let sql = "SELECT p.account_id, p.period, a.stripe_customer_id FROM billing_periods p \
+    let sql = "SELECT p.account_id, p.period, a.stripe_customer_id, a.owner FROM billing_periods p \
                JOIN billing_accounts a ON a.account_id = p.account_id WHERE p.reported_id IS NULL \
                ORDER BY p.period, p.account_id";
-    let due: Vec<(String, String, String)> =
+    let due: Vec<(String, String, String, String)> =
         dispatch!(log.db(), Db, |pool| { sqlx::query_as(sql).fetch_all(pool).await? });
     let mut sent = 0;
-    for (account, period, customer) in due {
+    for (account, period, customer, owner) in due {
         let period_id = BillingPeriod::id(&account, &period);
         let (state, _, _) = log.load_aggregate::<BillingPeriod>(&period_id).await?;
         let Some(statement) = state.statement() else { continue };
@@ -269,6 +270,21 @@ pub async fn report_due(log: &EventLog, stripe: &Stripe, event_name: &str) -> Re
                 identifier: identifier.clone(),
                 timestamp: Utc::now(),
             };
+            // P17: the customer id and the amount go to Stripe, recorded under the account's owner.
+            crate::disclosure::record(
+                log,
+                &owner,
+                Processor::Stripe,
+                &[DataCategory::BillingIdentifiers, DataCategory::SpendFigures],
+                Purpose::MeteredBilling,
+                Some(&identifier),
+                &EventMetadata {
+                    actor: "system:meter-reporter".into(),
+                    request_id: None,
+                    causation_id: None,
+                },
+            )
+            .await?;
             stripe.send_meter_event(&event).await?;
             sent += 1;
         }

@@ -10,6 +10,7 @@
 use crate::routes::artists::{invitation_token, invitee_key};
 use connectors::resend::{EmailMessage, Resend};
 use domain::artist::{ArtistCommand, ArtistEvent, ArtistProfile};
+use domain::disclosure::{DataCategory, Processor, Purpose};
 use domain::Aggregate;
 use eventlog::{outbox, EventLog, EventMetadata, Position, StoredEvent};
 use secrecy::{ExposeSecret, SecretString};
@@ -113,7 +114,10 @@ impl InvitationMailer {
             return Ok(());
         }
         let Ok(ArtistEvent::MemberInvited {
-            invitation_id, email, ..
+            invitation_id,
+            email,
+            by,
+            ..
         }) = event.decode::<ArtistEvent>()
         else {
             return Ok(());
@@ -156,6 +160,23 @@ impl InvitationMailer {
                 "You have been invited to join the team of {name} on dynamoi.\nAccept (valid for 7 days): {link}\n"
             ),
         };
+        // P17: recorded under the inviter, who gave us the address (the invitee has no account).
+        let metadata = EventMetadata {
+            actor: "service:invitation_mailer".into(),
+            request_id: None,
+            causation_id: Some(event.event_id.to_string()),
+        };
+        crate::disclosure::record(
+            &self.log,
+            &by,
+            Processor::Resend,
+            &[DataCategory::EmailAddress, DataCategory::ArtistName],
+            Purpose::InvitationEmail,
+            Some(&invitation_id),
+            &metadata,
+        )
+        .await
+        .map_err(|e| DeliveryError::Record(e.to_string()))?;
         let provider_message_id = self
             .resend
             .send_email(&message, &format!("invitation-{invitation_id}"))
@@ -167,11 +188,7 @@ impl InvitationMailer {
                     invitation_id,
                     provider_message_id,
                 },
-                &EventMetadata {
-                    actor: "service:invitation_mailer".into(),
-                    request_id: None,
-                    causation_id: Some(event.event_id.to_string()),
-                },
+                &metadata,
             )
             .await
             .map_err(|e| DeliveryError::Record(e.to_string()))?;
