@@ -1,4 +1,4 @@
-//! `dynamoi demo`: an artist with three live campaigns (two on Meta, one on Google Ads),
+//! `dynamoi demo`: a signed-up person owning an artist with three live campaigns (two on Meta, one on Google Ads),
 //! `days` days of plausible readings, restatements included, and a billing account paying for
 //! the artist, so a newcomer's first dashboard and first statement show something. Everything goes through the same commands and the same bulk ingestion as
 //! real data; the connections hold placeholder tokens (sealed like real ones) and the
@@ -8,6 +8,7 @@ use crate::ingest::{self, IngestReading, Outcome};
 use crate::routes::connections::connection_key;
 use anyhow::Context;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use domain::account::{Account, AccountCommand, AuthProvider};
 use domain::artist::{ArtistCommand, ArtistProfile};
 use domain::billing::{BillingAccount, BillingCommand, Plan as BillingPlan};
 use domain::campaign::{AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, Creative, Objective, Schedule};
@@ -153,6 +154,39 @@ pub async fn load(log: &EventLog, vault: &Vault, last_day: NaiveDate, days: u32)
         causation_id: None,
     };
     let first_day = last_day - Duration::days(i64::from(days) - 1);
+    // The person's account, its personal fields sealed under their own key like a real sign-up,
+    // so that a newcomer can try their data-subject requests (export, erase) on the demo.
+    let person_key = vault::KeyRef::person(&person_id);
+    let mut sealed_fields = Vec::new();
+    for (field, text) in [
+        ("provider_subject", format!("email|{person_id}")),
+        ("name", "Demo Person".to_string()),
+        ("email", "demo.person@example.com".to_string()),
+    ] {
+        let sealed = vault
+            .seal(&person_key, field, text.as_bytes())
+            .await
+            .context("cannot seal the demo person's profile")?;
+        sealed_fields.push(Sealed(serde_json::to_value(sealed)?));
+    }
+    let [provider_subject, name, email]: [Sealed; 3] = sealed_fields
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three sealed fields"))?;
+    log.execute::<Account>(
+        &person_id,
+        AccountCommand::SignUp {
+            provider: AuthProvider::Email,
+            provider_subject,
+            name,
+            email,
+            avatar_url: None,
+            country: "PK".into(),
+            age_years: 30,
+        },
+        &metadata,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot sign the demo person up: {e}"))?;
     log.execute::<ArtistProfile>(
         &artist_id,
         ArtistCommand::Create {

@@ -14,6 +14,9 @@
 //! - [`outbox`]: the invitation mailer, sending each invitation email exactly once;
 //! - [`sync`]: the spend sync from Meta and Google Ads and its daily scheduler;
 //! - [`connection_tokens`]: live connection details, tokens opened for one call, invalidation;
+//! - [`privacy`]: data-subject requests carried out step by step, the access export, erasure (P22);
+//! - [`disclosure`]: recording each outbound sharing of personal data (P17);
+//! - [`retention`]: the retention rules per data category and the job that applies them (P24, P25);
 //! - [`demo`]: `dynamoi demo`;
 //! - [`cli`]: `dynamoi serve | migrate | projections | audit | keys | sync | demo | token`.
 //!
@@ -27,10 +30,13 @@ pub mod cli;
 pub mod connection_tokens;
 pub mod consent;
 pub mod demo;
+pub mod disclosure;
 pub mod ingest;
 pub mod outbox;
 pub mod platforms;
+pub mod privacy;
 pub mod problem;
+pub mod retention;
 pub mod routes;
 pub mod settings;
 pub mod startup;

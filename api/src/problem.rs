@@ -7,6 +7,7 @@
 //! | `not_found` | 404 | no such route or resource |
 //! | `method_not_allowed` | 405 | the route exists with another method |
 //! | `conflict` | 409 | the command contradicts the current state |
+//! | `processing_restricted` | 409 | the person restricted processing of their data, or was erased (P22) |
 //! | `payload_too_large` | 413 | the body exceeds `DYNAMOI_MAX_BODY_BYTES` |
 //! | `unsupported_media_type` | 415 | a body that is not `application/json` |
 //! | `invalid_request` | 400 | malformed JSON, query string or header |
@@ -35,6 +36,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Restricted(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(u64),
     #[error("the request body must be application/json")]
@@ -79,6 +82,11 @@ impl ApiError {
                 "Method not allowed",
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict with the current state"),
+            ApiError::Restricted(_) => (
+                StatusCode::CONFLICT,
+                "processing_restricted",
+                "Processing of this person's data is restricted",
+            ),
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

@@ -10,6 +10,7 @@
 //! ([`run_daily`]) and `dynamoi sync` both call [`sync`].
 
 use crate::connection_tokens::{invalidate, live_details, open_token};
+use crate::disclosure;
 use crate::ingest::{self, IngestReading, Outcome};
 use crate::platforms::Platforms;
 use crate::ApiError;
@@ -18,6 +19,7 @@ use connectors::ad_reporting::CampaignDay;
 use connectors::ConnectorError;
 use domain::campaign::{AdPlatform, Campaign, CampaignEvent, PlatformLink, Stage};
 use domain::connection::ConnectionDetails;
+use domain::disclosure::{Processor, Purpose};
 use domain::Aggregate;
 use eventlog::{dispatch, Db, EventLog, EventMetadata};
 use serde::Serialize;
@@ -237,6 +239,16 @@ pub async fn sync(
             let last = group.iter().filter_map(|t| t.end).max().unwrap_or(scope.until);
             (last + Duration::days(1)).min(scope.until)
         };
+        // The connection's owner restricted processing of their data (P22): not read, and said so.
+        let owner = disclosure::connection_owner(&connection_id);
+        match crate::privacy::ensure_processing_allowed(deps.log, owner).await {
+            Ok(()) => {}
+            Err(ApiError::Restricted(reason)) => {
+                report.failures.push(fail(reason));
+                continue;
+            }
+            Err(other) => return Err(other),
+        }
         if since > until {
             progress(SyncProgress {
                 accounts_done: done + 1,
@@ -245,7 +257,7 @@ pub async fn sync(
             });
             continue;
         }
-        let rows = match read_account(deps, &connection_id, &account_id, platform, since, until).await {
+        let rows = match read_account(deps, &connection_id, &account_id, platform, since, until, &metadata).await {
             Ok(rows) => rows,
             Err(AccountError::TokenRejected) => {
                 invalidate(deps.log, deps.vault, &connection_id, &metadata).await?;
@@ -374,11 +386,25 @@ async fn read_account(
     platform: AdPlatform,
     since: NaiveDate,
     until: NaiveDate,
+    metadata: &EventMetadata,
 ) -> Result<Vec<CampaignDay>, AccountError> {
     let details = live_details(deps.log, connection_id).await?;
+    // P17: each outbound call below is recorded first, under the connection's owner.
+    let disclose = |processor, categories, purpose| {
+        disclosure::record(
+            deps.log,
+            disclosure::connection_owner(connection_id),
+            processor,
+            categories,
+            purpose,
+            Some(connection_id),
+            metadata,
+        )
+    };
     match (platform, details) {
         (AdPlatform::Meta, ConnectionDetails::Meta { access_token, .. }) => {
             let token = open_token(deps.vault, connection_id, "access_token", &access_token).await?;
+            disclose(Processor::Meta, disclosure::TOKEN_AND_AD_ACCOUNT, Purpose::SpendSync).await?;
             Ok(deps
                 .platforms
                 .meta
@@ -394,8 +420,15 @@ async fn read_account(
                 ));
             };
             let refresh = open_token(deps.vault, connection_id, "refresh_token", &refresh_token).await?;
+            disclose(Processor::Google, disclosure::TOKEN, Purpose::TokenRefresh).await?;
             // The access token lives only in this call's memory.
             let access = google.refresh_access_token(&refresh).await?;
+            disclose(
+                Processor::GoogleAds,
+                disclosure::TOKEN_AND_AD_ACCOUNT,
+                Purpose::SpendSync,
+            )
+            .await?;
             Ok(ads.campaign_days(&access.token, account_id, since, until).await?)
         }
         _ => Err(AccountError::Skipped(
@@ -417,10 +450,18 @@ pub fn next_daily_run(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
 
 /// The daily scheduler of `serve`: at `at` (UTC) every day, and at start when today's run is
 /// due but was missed, syncs every linked campaign, then closes the billing periods that have
-/// ended ([`crate::billing::close_ended_periods`]). `scheduled_runs` lets one instance run
+/// ended ([`crate::billing::close_ended_periods`]), then applies the retention rules
+/// ([`crate::retention::apply`], with `retention`'s periods). `scheduled_runs` lets one instance run
 /// each day; a failed run is logged (counts and reasons, never tokens) and tried again the
 /// next day (the lookback window re-reads the days it missed).
-pub async fn run_daily(log: EventLog, vault: Vault, platforms: Platforms, at: NaiveTime, stop: CancellationToken) {
+pub async fn run_daily(
+    log: EventLog,
+    vault: Vault,
+    platforms: Platforms,
+    at: NaiveTime,
+    retention: crate::retention::RetentionSettings,
+    stop: CancellationToken,
+) {
     loop {
         let now = Utc::now();
         let due_today = now.date_naive().and_time(at).and_utc() <= now;
@@ -460,6 +501,22 @@ pub async fn run_daily(log: EventLog, vault: Vault, platforms: Platforms, at: Na
                         Ok(closed) if closed > 0 => tracing::info!(closed, "billing periods closed"),
                         Ok(_) => {}
                         Err(error) => tracing::error!(%error, "closing billing periods failed; tried again tomorrow"),
+                    }
+                    // Then retention (P24, P25): its own claimed run of the day, recorded as an event.
+                    let services = crate::privacy::Services {
+                        log: &log,
+                        vault: &vault,
+                        platforms: &platforms,
+                    };
+                    match crate::retention::apply(&services, Utc::now(), &retention).await {
+                        Ok(report) => tracing::info!(summary = %report.summary(), "retention applied"),
+                        Err(error) => tracing::error!(%error, "retention failed; tried again tomorrow"),
+                    }
+                    // Then data-subject requests left failed or unfinished: each from its failed step.
+                    match crate::privacy::run_unfinished(&services).await {
+                        Ok(completed) if completed > 0 => tracing::info!(completed, "privacy requests completed"),
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(%error, "retrying privacy requests failed; tried again tomorrow"),
                     }
                 }
                 Ok(false) => {}

@@ -14,6 +14,9 @@
 //! - [`campaign`]: campaigns and their lifecycle; AI creatives only under consent (P10, P14).
 //! - [`spend`]: spend ledgers per campaign, platform and day; repeats, restatements, refusals (P1).
 //! - [`billing`]: billing accounts, the fee rule, period statements with adjustments (P3, P11).
+//! - [`privacy`]: data-subject requests, restriction of processing, erasure certificates (P22, P27, P29, P30).
+//! - [`disclosure`]: the disclosure log, one event per outbound sharing of personal data (P17).
+//! - [`retention`]: one record per day of what the retention job did under each rule (P24, P25).
 //! - [`sealed`]: personal fields as the vault sealed them; the domain never sees plaintext.
 //! - [`testing`]: the given/when/then harness that every business rule is tested with.
 //!
@@ -32,7 +35,10 @@ pub mod campaign;
 pub mod card_number;
 pub mod connection;
 pub mod consent;
+pub mod disclosure;
 pub mod policy;
+pub mod privacy;
+pub mod retention;
 pub mod sealed;
 pub mod spend;
 pub mod testing;

@@ -40,5 +40,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(read_models::artist_access::ArtistAccess),
         std::sync::Arc::new(read_models::dashboards::Dashboards),
         std::sync::Arc::new(read_models::billing::Billing),
+        std::sync::Arc::new(read_models::privacy_requests::PrivacyRequests),
     ]
 }

@@ -139,6 +139,25 @@ impl TestDb {
     pub fn log(&self) -> EventLog {
         EventLog::new(self.db.clone())
     }
+
+    /// Runs one SQL statement on the database directly (a test's own set-up or tampering, such
+    /// as restoring an old copy of a table).
+    pub async fn execute(&self, sql: &str) {
+        match &self.db {
+            Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        }
+        .expect("the test's statement runs")
+    }
+
+    /// The single integer a query such as `SELECT count(*) …` answers.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match &self.db {
+            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .expect("the test's count runs")
+    }
 }
 
 impl Drop for TestDb {

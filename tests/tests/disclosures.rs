@@ -6,9 +6,6 @@
 //! invitation email under the inviter, the Stripe meter event under the billing account's
 //! owner. `api::disclosure::list` gives the same disclosures for the access export.
 
-// The service's warp filter tree is deep enough that the future of `TestApp::spawn` needs it.
-#![recursion_limit = "256"]
-
 use api::auth::Role;
 use chrono::{Duration, NaiveDate};
 use reqwest::StatusCode;

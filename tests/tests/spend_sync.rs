@@ -322,6 +322,52 @@ async fn meta_story(backend: Backend) {
         "{third}"
     );
     assert_eq!(app.event_count().await, before + 1);
+    // The owner restricts processing of their data (P22): their connection is not read, and
+    // the report says why; lifted, the sync goes on.
+    let (status, body) = app
+        .send(
+            &app.token("auth-hook", Role::Service),
+            reqwest::Method::POST,
+            "/v1/accounts",
+            Some(
+                json!({"person_id": "owner-1", "provider": "google", "provider_subject": "g|owner-1",
+                        "name": "Owner", "email": "owner@example.com", "country": "PK", "birth_date": "1990-01-01"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let privacy_request = async |kind: &str| {
+        let (status, body) = app
+            .send(
+                &owner,
+                reqwest::Method::POST,
+                "/v1/me/privacy-requests",
+                Some(json!({ "kind": kind })),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["state"]),
+            (StatusCode::CREATED, &json!("completed")),
+            "{body}"
+        );
+    };
+    privacy_request("restrict").await;
+    let calls = meta.received_requests().await.unwrap().len();
+    let restricted = sync().await;
+    assert_eq!(restricted["recorded"], 0, "{restricted}");
+    assert!(
+        restricted["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("restricted at their request"),
+        "{restricted}"
+    );
+    assert_eq!(
+        meta.received_requests().await.unwrap().len(),
+        calls,
+        "Meta was not called"
+    );
+    privacy_request("lift_restriction").await;
     // The platform revokes the token: the connection ends, its key is destroyed, and the
     // next sync reports the account as not connected without calling the platform.
     *insights.revoked.lock().unwrap() = true;

@@ -9,9 +9,11 @@
 use super::{json, query_params, Ctx};
 use crate::auth::Role;
 use crate::connection_tokens::{invalidate, live_details, open_token};
+use crate::disclosure;
 use crate::ApiError;
 use connectors::ConnectorError;
 use domain::connection::{ConnectionDetails, Platform};
+use domain::disclosure::{Processor, Purpose};
 use serde_json::json;
 use std::collections::HashMap;
 use warp::http::StatusCode;
@@ -20,6 +22,7 @@ use warp::reply::Response;
 pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, String>) -> Result<Response, ApiError> {
     let caller = ctx.caller()?;
     caller.require(&[Role::Person])?;
+    crate::privacy::ensure_processing_allowed(&ctx.state.log, &caller.subject).await?;
     let query = query_params(&query, &["max"])?;
     let max: usize = match query.get("max") {
         Some(raw) => raw
@@ -33,6 +36,19 @@ pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, Strin
     let connection_id = platform.connection_id(&caller.subject);
     let details = live_details(&ctx.state.log, &connection_id).await?;
     let platforms = &ctx.state.platforms;
+    // P17: each outbound call below is recorded first, under the caller (the connection's owner).
+    let metadata = ctx.metadata(&caller);
+    let disclose = |processor, categories, purpose| {
+        disclosure::record(
+            &ctx.state.log,
+            &caller.subject,
+            processor,
+            categories,
+            purpose,
+            Some(&connection_id),
+            &metadata,
+        )
+    };
     let outcome: Result<serde_json::Value, ConnectorError> = match details {
         ConnectionDetails::Youtube {
             channel_id,
@@ -43,20 +59,24 @@ pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, Strin
                 ApiError::Upstream("Google is not configured (DYNAMOI_GOOGLE_CLIENT_ID/SECRET)".into())
             })?;
             let refresh = open_token(&ctx.state.vault, &connection_id, "refresh_token", &refresh_token).await?;
+            disclose(Processor::Google, disclosure::TOKEN, Purpose::TokenRefresh).await?;
             // The access token lives only in this request's memory.
             match google.refresh_access_token(&refresh).await {
-                Ok(access) => platforms
-                    .youtube
-                    .channel_videos(&access.token, &channel_id, max)
-                    .await
-                    .map(|videos| {
-                        json!({ "platform": "youtube", "videos": videos.iter().map(|v| json!({
+                Ok(access) => {
+                    disclose(Processor::Youtube, disclosure::TOKEN_AND_PROFILE, Purpose::AssetListing).await?;
+                    platforms
+                        .youtube
+                        .channel_videos(&access.token, &channel_id, max)
+                        .await
+                        .map(|videos| {
+                            json!({ "platform": "youtube", "videos": videos.iter().map(|v| json!({
                             "video_id": v.video_id,
                             "title": v.title,
                             "published_at": v.published_at,
                             "thumbnail_url": v.thumbnail_url,
                         })).collect::<Vec<_>>() })
-                    }),
+                        })
+                }
                 Err(e) => Err(e),
             }
         }
@@ -66,10 +86,14 @@ pub async fn list_assets(ctx: &Ctx, platform: &str, query: HashMap<String, Strin
             access_token,
         } => {
             let access = open_token(&ctx.state.vault, &connection_id, "access_token", &access_token).await?;
+            disclose(Processor::Meta, disclosure::TOKEN_AND_PROFILE, Purpose::AssetListing).await?;
             match platforms.meta.page_posts(&access, &page_id, max).await {
                 Ok(posts) => {
                     let media = match &instagram_actor_id {
-                        Some(ig) => platforms.meta.instagram_media(&access, ig, max).await.map(Some),
+                        Some(ig) => {
+                            disclose(Processor::Meta, disclosure::TOKEN_AND_PROFILE, Purpose::AssetListing).await?;
+                            platforms.meta.instagram_media(&access, ig, max).await.map(Some)
+                        }
                         None => Ok(None),
                     };
                     media.map(|media| {

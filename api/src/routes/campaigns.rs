@@ -133,6 +133,7 @@ struct DraftRequest {
 
 async fn draft(ctx: &Ctx, artist: &str, content_type: Option<&str>, body: &[u8]) -> Result<CommandReply, ApiError> {
     let (caller, _) = authorize(ctx, artist, Permission::ManageCampaigns, &HashMap::new()).await?;
+    crate::privacy::ensure_processing_allowed(&ctx.state.log, &caller.subject).await?;
     let request: DraftRequest = parse_json(content_type, body)?;
     let campaign_id = uuid::Uuid::now_v7().to_string();
     let command = CampaignCommand::Draft(CampaignDraft {
@@ -229,6 +230,9 @@ async fn act(
             ApiError::NotFound(_) => ApiError::NotFound("there is no such campaign".into()),
             other => other,
         })?;
+    // Every action processes the caller's data (their connection, their consent): refused while
+    // they have restricted processing (P22).
+    crate::privacy::ensure_processing_allowed(&ctx.state.log, &caller.subject).await?;
     let command = match action {
         "sync" => {
             let scope = SyncScope {

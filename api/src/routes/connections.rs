@@ -116,6 +116,7 @@ async fn seal_token(ctx: &Ctx, connection_id: &str, field: &str, token: &str) ->
 async fn connect(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<CommandReply, ApiError> {
     let caller = ctx.caller()?;
     caller.require(&[Role::Person])?;
+    crate::privacy::ensure_processing_allowed(&ctx.state.log, &caller.subject).await?;
     let request: ConnectRequest = parse_json(content_type, body)?;
     let connection_id = request.platform.connection_id(&caller.subject);
     let (connection, _, _) = ctx.state.log.load_aggregate::<Connection>(&connection_id).await?;

@@ -10,6 +10,7 @@ pub mod extension;
 pub mod health;
 pub mod people;
 pub mod policies;
+pub mod privacy;
 
 use crate::auth::{Authenticator, Caller};
 use crate::settings::Settings;
@@ -288,8 +289,13 @@ pub fn routes(
         .unify()
         .or(campaigns::routes(ctx.clone(), max_body, max_ingest))
         .unify()
-        .or(billing::routes(ctx, max_body))
-        .unify();
+        .or(billing::routes(ctx.clone(), max_body))
+        .unify()
+        .or(privacy::routes(ctx, max_body))
+        .unify()
+        // Boxed: the combined filter type is otherwise deep enough to overflow the compiler's
+        // query depth when the server future is laid out.
+        .boxed();
     routes
         .recover(move |rejection| recover(rejection, max_body))
         .unify()

@@ -1,6 +1,7 @@
-//! People: sign-up from the auth provider (service role), `GET`/`PATCH /v1/me`, one's own
-//! consents, policy acceptances and Facebook click ids; support acting on a person's behalf
-//! (consents, marking a child's account); the auditor's consent replay and receipts.
+//! People: sign-up from the auth provider (service role), `GET`/`PATCH /v1/me`, closing one's
+//! account (`POST /v1/me/close`), one's own consents, policy acceptances and Facebook click
+//! ids; support acting on a person's behalf (consents, marking a child's account); the
+//! auditor's consent replay and receipts.
 //!
 //! Personal fields are sealed with the person's key here, before any command sees them, and
 //! opened here when shown; a destroyed key shows them as erased (`null` and `erased: true`).
@@ -81,6 +82,15 @@ pub fn routes(
                 finish(&ctx.request_id, result)
             },
         );
+    // No body: closing takes nothing, so a bare `POST` (no Content-Length) is fine.
+    let close = warp::path!("v1" / "me" / "close")
+        .and(warp::post())
+        .and(ctx.clone())
+        .and(warp::header::optional::<String>("idempotency-key"))
+        .then(|ctx: Ctx, key: Option<String>| async move {
+            let result = run_command(&ctx, "close-account", key.as_deref(), b"", || close(&ctx)).await;
+            finish(&ctx.request_id, result)
+        });
     let my_consents = warp::path!("v1" / "me" / "consents")
         .and(warp::get())
         .and(ctx.clone())
@@ -193,6 +203,8 @@ pub fn routes(
         .unify()
         .or(rectify)
         .unify()
+        .or(close)
+        .unify()
         .or(my_consents)
         .unify()
         .or(change_consent_route)
@@ -212,7 +224,7 @@ pub fn routes(
 }
 
 /// A person id as the vault accepts it: the auth provider's user id.
-fn person_id(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn person_id(raw: &str) -> Result<String, ApiError> {
     let ok =
         !raw.is_empty() && raw.len() <= 128 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
@@ -224,7 +236,7 @@ fn person_id(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn seal(vault: &Vault, key: &KeyRef, field: &str, plaintext: &str) -> Result<Sealed, ApiError> {
+pub(crate) async fn seal(vault: &Vault, key: &KeyRef, field: &str, plaintext: &str) -> Result<Sealed, ApiError> {
     let sealed = vault.seal(key, field, plaintext.as_bytes()).await?;
     Ok(Sealed(serde_json::to_value(sealed).map_err(|_| ApiError::Internal)?))
 }
@@ -245,7 +257,9 @@ fn position<E>(outcome: &CommandOutcome<E>) -> Value {
 fn account_error(error: CommandError<AccountError>) -> ApiError {
     match error {
         CommandError::Rejected(rule) => match rule {
-            AccountError::AlreadySignedUp | AccountError::ChildAccount => ApiError::Conflict(rule.to_string()),
+            AccountError::AlreadySignedUp | AccountError::ChildAccount | AccountError::Closed => {
+                ApiError::Conflict(rule.to_string())
+            }
             AccountError::NoAccount => ApiError::NotFound(rule.to_string()),
             _ => ApiError::Validation(rule.to_string()),
         },
@@ -263,7 +277,7 @@ fn consent_error(error: CommandError<ConsentError>) -> ApiError {
     }
 }
 
-fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+pub(crate) fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     let chars = value.trim().chars().count();
     if chars == 0 || chars > max || value.chars().any(char::is_control) {
         return Err(ApiError::Validation(format!("{field} must be 1 to {max} characters")));
@@ -271,7 +285,7 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn valid_email(email: &str) -> Result<(), ApiError> {
+pub(crate) fn valid_email(email: &str) -> Result<(), ApiError> {
     bounded("email", email, 254)?;
     let parts: Vec<&str> = email.split('@').collect();
     if parts.len() != 2 || parts[0].is_empty() || !parts[1].contains('.') || email.contains(' ') {
@@ -282,7 +296,7 @@ fn valid_email(email: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn valid_avatar(url: &str) -> Result<(), ApiError> {
+pub(crate) fn valid_avatar(url: &str) -> Result<(), ApiError> {
     bounded("avatar_url", url, 2048)?;
     if !url.starts_with("https://") {
         return Err(ApiError::Validation("avatar_url must be an https:// URL".into()));
@@ -457,6 +471,24 @@ async fn rectify(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<C
             },
             &ctx.metadata(&caller),
         )
+        .await
+        .map_err(account_error)?;
+    Ok(CommandReply {
+        status: StatusCode::OK,
+        body: json!({ "position": position(&outcome) }),
+    })
+}
+
+/// `POST /v1/me/close`: the signed-in person closes their account. Its data is erased once
+/// `DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS` have passed (the retention job, P24); closing again
+/// changes nothing.
+async fn close(ctx: &Ctx) -> Result<CommandReply, ApiError> {
+    let caller = ctx.caller()?;
+    caller.require(&[Role::Person])?;
+    let outcome = ctx
+        .state
+        .log
+        .execute::<Account>(&caller.subject, AccountCommand::Close, &ctx.metadata(&caller))
         .await
         .map_err(account_error)?;
     Ok(CommandReply {
@@ -682,6 +714,8 @@ struct AttributionRequest {
 async fn record_attribution_ids(ctx: &Ctx, content_type: Option<&str>, body: &[u8]) -> Result<CommandReply, ApiError> {
     let caller = ctx.caller()?;
     caller.require(&[Role::Person])?;
+    // Click ids serve ad measurement (marketing): refused while processing is restricted (P22).
+    crate::privacy::ensure_processing_allowed(&ctx.state.log, &caller.subject).await?;
     let request: AttributionRequest = parse_json(content_type, body)?;
     let person = caller.subject.clone();
     // The one consent check: refuse before anything is sealed, and name what we relied on.
@@ -749,14 +783,28 @@ async fn mark_as_child(
         )
         .await
         .map_err(account_error)?;
-    // A child's data is deleted when learned (P27): every key of the person goes at once.
-    let destroyed = ctx.state.vault.destroy_person(&person, "child_account").await?;
+    // A child's data is deleted when learned (P27): marking the account opens an erase request
+    // by itself, carried out at once (keys destroyed, tokens revoked, processors asked).
+    let services = crate::privacy::Services {
+        log: &ctx.state.log,
+        vault: &ctx.state.vault,
+        platforms: &ctx.state.platforms,
+    };
+    let request_id = crate::privacy::open_system_erasure(&services, &person, "child_account").await?;
+    let request = crate::privacy::request_view(&ctx.state.log, &request_id).await?;
+    let keys_destroyed = request["erasure_certificate"]["certificate"]["keys_destroyed"]
+        .as_array()
+        .map_or(0, Vec::len);
     Ok(CommandReply {
         status: StatusCode::OK,
         body: json!({
             "person_id": person,
-            "keys_destroyed": destroyed.len(),
-            "position": position(&outcome),
+            "erase_request": request_id,
+            "state": request["state"],
+            "keys_destroyed": keys_destroyed,
+            "position": request["position"].as_str().map(str::to_string).or_else(|| {
+                position(&outcome).as_str().map(str::to_string)
+            }),
         }),
     })
 }

@@ -7,4 +7,5 @@ pub mod connections;
 pub mod consent_ledger;
 pub mod dashboards;
 pub mod policy_versions;
+pub mod privacy_requests;
 pub mod stream_index;
