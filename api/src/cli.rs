@@ -1,5 +1,5 @@
 //! The `dynamoi` command line: `serve`, `migrate`, `projections status|rebuild`, `audit`,
-//! `keys`, `sync`, `demo`, `token`.
+//! `keys`, `sync`, `demo`, `billing`, `retention`, `token`.
 //! Errors are one line on stderr and a non-zero exit status.
 
 use crate::auth::{Authenticator, Role};
@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         action: BillingAction,
     },
+    /// Retention: apply the retention rules now (README "Retention").
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
     /// Mint a development bearer token signed with the configured secret.
     Token {
         /// The subject (user id or service name).
@@ -120,6 +125,20 @@ enum BillingAction {
     Reconcile {
         #[arg(long)]
         period: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionAction {
+    /// Apply every retention rule once for the day (a day already run does nothing) and print
+    /// what was done per rule: invitations expired, connection keys destroyed, erasures opened.
+    Run {
+        /// The instant to judge by (RFC 3339); now when omitted.
+        #[arg(long)]
+        now: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -198,6 +217,9 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Billing { action } => billing(&settings, action).await,
+        Command::Retention {
+            action: RetentionAction::Run { now, json },
+        } => retention(&settings, now, json).await,
         Command::Sync { campaigns, until, json } => sync(&settings, campaigns, until, json).await,
         Command::Demo { days, json } => demo(&settings, days, json).await,
         Command::Token { sub, role, ttl_seconds } => {
@@ -523,6 +545,65 @@ async fn billing(settings: &Settings, action: BillingAction) -> anyhow::Result<(
             }
         }
     }
+}
+
+/// `dynamoi retention run`: on read models caught up first (candidates come from them).
+async fn retention(settings: &Settings, now: Option<String>, json: bool) -> anyhow::Result<()> {
+    let now = match now {
+        Some(raw) => chrono::DateTime::parse_from_rfc3339(&raw)
+            .map_err(|_| anyhow::anyhow!("--now must be an RFC 3339 instant such as 2026-11-01T12:00:00Z"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let log = startup::open_log(settings, settings.auto_migrate).await?;
+    startup::engine(settings, log.clone())
+        .catch_up()
+        .await
+        .context("cannot bring the read models up to date")?;
+    let ring = std::sync::Arc::new(settings.master_keyring()?);
+    let vault = vault::Vault::start(log.db().clone(), ring).await?;
+    let platforms = crate::platforms::Platforms::build(&settings.integrations)?;
+    let services = crate::privacy::Services {
+        log: &log,
+        vault: &vault,
+        platforms: &platforms,
+    };
+    let report = crate::retention::apply(&services, now, &crate::retention::RetentionSettings::from(settings))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = std::io::stdout();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    if report.already_ran {
+        writeln!(out, "retention for {} already ran; nothing done", report.day)?;
+        return Ok(());
+    }
+    writeln!(out, "retention applied for {}:", report.day)?;
+    for rule in &report.rules {
+        writeln!(
+            out,
+            "  {}: {} examined, {} acted on, {} failed{}",
+            rule.rule,
+            rule.examined,
+            rule.affected,
+            rule.failed,
+            if rule.ids.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", rule.ids.join(", "))
+            }
+        )?;
+    }
+    for (person, request) in &report.erasure_requests {
+        writeln!(out, "  erasure request {request} for {person}")?;
+    }
+    let failed: u64 = report.rules.iter().map(|r| r.failed).sum();
+    if failed > 0 {
+        anyhow::bail!("{failed} records could not be handled; the next run tries them again");
+    }
+    Ok(())
 }
 
 /// Every billing account id.

@@ -44,11 +44,15 @@ pub struct Settings {
     pub projection_batch_size: usize,
     /// How often idle projections poll for other processes' commits (`DYNAMOI_PROJECTION_POLL_MS`, 250).
     pub projection_poll: Duration,
-    /// Outbound integrations (Resend, Google, YouTube, Meta, Spotify); see [`Integrations`].
+    /// Outbound integrations (Resend, Google, YouTube, Meta, Spotify, Stripe, PostHog); see
+    /// [`Integrations`].
     pub integrations: Integrations,
     /// The UTC time of day at which `serve` syncs every active campaign's spend
     /// (`DYNAMOI_SYNC_DAILY_AT`, `04:00`; `off` disables the scheduler).
     pub sync_daily_at: Option<chrono::NaiveTime>,
+    /// Days a closed account is kept before the retention job opens its erasure
+    /// (`DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS`, 30).
+    pub retention_closed_account_days: u32,
     /// Log output: `pretty` or `json` (`DYNAMOI_LOG_FORMAT`, pretty).
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax (`DYNAMOI_LOG`, default `info`).
@@ -98,6 +102,13 @@ pub struct Integrations {
     pub stripe_webhook_secrets: Vec<SecretString>,
     pub stripe_meter_event: String,
     pub billing_report_interval: Duration,
+    /// PostHog, where erasure deletes a person with their events: the instance's app host
+    /// (`DYNAMOI_POSTHOG_BASE_URL`, `https://us.posthog.com`; EU Cloud is
+    /// `https://eu.posthog.com`), the project's numeric id (`DYNAMOI_POSTHOG_PROJECT_ID`) and a
+    /// personal API key with the `person:write` scope (`DYNAMOI_POSTHOG_API_KEY`, secret).
+    pub posthog_base_url: Option<String>,
+    pub posthog_project_id: Option<String>,
+    pub posthog_api_key: Option<SecretString>,
     /// Extension lookups allowed per person per minute (`DYNAMOI_EXTENSION_RATE_PER_MINUTE`, 30).
     pub extension_rate_per_minute: u32,
 }
@@ -148,11 +159,15 @@ struct FileSettings {
     google_ads_login_customer_id: Option<String>,
     google_ads_base_url: Option<String>,
     sync_daily_at: Option<String>,
+    retention_closed_account_days: Option<u32>,
     stripe_api_key: Option<String>,
     stripe_base_url: Option<String>,
     stripe_webhook_secret: Option<String>,
     stripe_meter_event: Option<String>,
     billing_report_interval_ms: Option<u64>,
+    posthog_base_url: Option<String>,
+    posthog_project_id: Option<String>,
+    posthog_api_key: Option<String>,
 }
 
 impl Settings {
@@ -202,6 +217,14 @@ impl Settings {
         };
         Ok(Settings {
             sync_daily_at,
+            retention_closed_account_days: parse(
+                "DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS",
+                get(
+                    "DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS",
+                    file.retention_closed_account_days.map(|v| v.to_string()),
+                ),
+                30,
+            )?,
             listen: parse(
                 "DYNAMOI_LISTEN",
                 get("DYNAMOI_LISTEN", file.listen),
@@ -312,6 +335,10 @@ impl Settings {
                     )?
                     .max(10),
                 ),
+                posthog_base_url: get("DYNAMOI_POSTHOG_BASE_URL", file.posthog_base_url),
+                posthog_project_id: get("DYNAMOI_POSTHOG_PROJECT_ID", file.posthog_project_id)
+                    .map(|id| id.trim().to_string()),
+                posthog_api_key: get("DYNAMOI_POSTHOG_API_KEY", file.posthog_api_key).map(SecretString::from),
                 extension_rate_per_minute: parse(
                     "DYNAMOI_EXTENSION_RATE_PER_MINUTE",
                     get(
@@ -453,6 +480,66 @@ mod tests {
         assert_eq!(
             settings(&[("DYNAMOI_SYNC_DAILY_AT", "4pm")]).unwrap_err().to_string(),
             "DYNAMOI_SYNC_DAILY_AT must be HH:MM (UTC) or `off`"
+        );
+    }
+
+    #[test]
+    fn closed_accounts_are_kept_30_days_unless_configured() {
+        assert_eq!(settings(&[]).unwrap().retention_closed_account_days, 30);
+        let s = settings(&[("DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS", "90")]).unwrap();
+        assert_eq!(s.retention_closed_account_days, 90);
+        assert_eq!(
+            settings(&[("DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS", "-1")])
+                .unwrap_err()
+                .to_string(),
+            "DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS has an invalid value"
+        );
+    }
+
+    #[test]
+    fn posthog_is_configured_from_the_environment_or_the_file_and_its_key_stays_secret() {
+        let none = settings(&[]).unwrap().integrations;
+        assert!(none.posthog_base_url.is_none() && none.posthog_project_id.is_none());
+        assert!(none.posthog_api_key.is_none());
+
+        let s = settings(&[
+            ("DYNAMOI_POSTHOG_BASE_URL", "https://eu.posthog.com"),
+            ("DYNAMOI_POSTHOG_PROJECT_ID", " 12345 "),
+            ("DYNAMOI_POSTHOG_API_KEY", "phx_secret_posthog_key"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.integrations.posthog_base_url.as_deref(),
+            Some("https://eu.posthog.com")
+        );
+        assert_eq!(s.integrations.posthog_project_id.as_deref(), Some("12345"));
+        assert_eq!(
+            s.integrations.posthog_api_key.as_ref().map(|k| k.expose_secret()),
+            Some("phx_secret_posthog_key")
+        );
+        assert!(!format!("{s:?}").contains("phx_secret_posthog_key"));
+
+        let dir = std::env::temp_dir().join(format!("dynamoi-settings-posthog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("dynamoi.toml");
+        std::fs::write(
+            &file,
+            "posthog_base_url = \"http://127.0.0.1:8099\"\nposthog_project_id = \"7\"\nposthog_api_key = \"phx_file\"\n",
+        )
+        .unwrap();
+        let from_file = settings(&[
+            ("DYNAMOI_CONFIG_FILE", file.to_str().unwrap()),
+            ("DYNAMOI_POSTHOG_PROJECT_ID", "8"),
+        ])
+        .unwrap()
+        .integrations;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(from_file.posthog_base_url.as_deref(), Some("http://127.0.0.1:8099"));
+        // The environment wins over the file.
+        assert_eq!(from_file.posthog_project_id.as_deref(), Some("8"));
+        assert_eq!(
+            from_file.posthog_api_key.as_ref().map(|k| k.expose_secret()),
+            Some("phx_file")
         );
     }
 

@@ -119,6 +119,7 @@ impl Application {
                 state.vault.clone(),
                 state.platforms.clone(),
                 at,
+                crate::retention::RetentionSettings::from(&state.settings),
                 workers.clone(),
             ))
         });

@@ -208,3 +208,37 @@ fn a_sync_with_nothing_linked_reads_no_account_and_succeeds() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn retention_run_prints_each_rule_once_a_day() {
+    let dir = temp_dir();
+    let out = dynamoi(&dir, &["retention", "run", "--now", "2026-12-01T04:00:00Z"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("retention applied for 2026-12-01:\n"), "{stdout}");
+    for rule in api::retention::RULES {
+        assert!(
+            stdout.contains(&format!("  {}: 0 examined, 0 acted on, 0 failed\n", rule.category)),
+            "{stdout}"
+        );
+    }
+    let again = dynamoi(&dir, &["retention", "run", "--now", "2026-12-01T18:00:00Z"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "retention for 2026-12-01 already ran; nothing done"
+    );
+    let json = dynamoi(&dir, &["retention", "run", "--now", "2026-12-02T04:00:00Z", "--json"]);
+    assert!(json.status.success(), "{}", String::from_utf8_lossy(&json.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["day"], "2026-12-02");
+    assert_eq!(report["rules"].as_array().unwrap().len(), api::retention::RULES.len());
+    assert!(report["position"].is_string(), "the run is recorded: {report}");
+    let bad = dynamoi(&dir, &["retention", "run", "--now", "tomorrow"]);
+    assert!(!bad.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).trim(),
+        "error: --now must be an RFC 3339 instant such as 2026-11-01T12:00:00Z"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

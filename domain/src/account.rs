@@ -1,6 +1,7 @@
-//! Accounts (P2, P27): sign-up from the auth provider with name, email and avatar URL sealed
-//! under the person's key; the age gate by country; rectifying profile fields; marking an
-//! account as a child's (whose keys the service then destroys at once).
+//! Accounts (P2, P24, P27): sign-up from the auth provider with name, email and avatar URL
+//! sealed under the person's key; the age gate by country; rectifying profile fields; marking
+//! an account as a child's (whose keys the service then destroys at once); closing an account
+//! (the retention job erases it once `DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS` have passed).
 
 use crate::age;
 use crate::sealed::Sealed;
@@ -48,6 +49,8 @@ pub enum AccountCommand {
     MarkAsChild {
         report: ChildReport,
     },
+    /// The person closes their account. Closing a closed account changes nothing.
+    Close,
 }
 
 /// Events of an account.
@@ -71,6 +74,8 @@ pub enum AccountEvent {
     AccountMarkedAsChild {
         report: ChildReport,
     },
+    /// When is the event's `recorded_at`: the retention period counts from it.
+    AccountClosed {},
 }
 
 impl DomainEvent for AccountEvent {
@@ -79,6 +84,7 @@ impl DomainEvent for AccountEvent {
             AccountEvent::SignedUp { .. } => "SignedUp",
             AccountEvent::ProfileRectified { .. } => "ProfileRectified",
             AccountEvent::AccountMarkedAsChild { .. } => "AccountMarkedAsChild",
+            AccountEvent::AccountClosed { .. } => "AccountClosed",
         }
         .to_string()
     }
@@ -102,6 +108,8 @@ pub enum AccountError {
     NoAccount,
     #[error("this account was closed as a child's account")]
     ChildAccount,
+    #[error("this account is closed; its data is erased after the retention period")]
+    Closed,
     #[error("give at least one of name, email or avatar_url")]
     NothingToRectify,
 }
@@ -111,6 +119,7 @@ pub enum AccountError {
 pub struct Account {
     signed_up: bool,
     child: bool,
+    closed: bool,
 }
 
 impl Account {
@@ -121,7 +130,15 @@ impl Account {
         if self.child {
             return Err(AccountError::ChildAccount);
         }
+        if self.closed {
+            return Err(AccountError::Closed);
+        }
         Ok(())
+    }
+
+    /// Whether the account was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 }
 
@@ -183,6 +200,13 @@ impl Aggregate for Account {
                 }
                 Ok(vec![AccountEvent::AccountMarkedAsChild { report }])
             }
+            AccountCommand::Close => {
+                if self.closed {
+                    return Ok(vec![]);
+                }
+                self.usable()?;
+                Ok(vec![AccountEvent::AccountClosed {}])
+            }
         }
     }
 
@@ -191,6 +215,7 @@ impl Aggregate for Account {
             AccountEvent::SignedUp { .. } => self.signed_up = true,
             AccountEvent::ProfileRectified { .. } => {}
             AccountEvent::AccountMarkedAsChild { .. } => self.child = true,
+            AccountEvent::AccountClosed {} => self.closed = true,
         }
     }
 }
@@ -303,6 +328,49 @@ mod tests {
                 avatar_url: None,
             })
             .then_expect_error_message("this account was closed as a child's account");
+    }
+
+    #[test]
+    fn an_account_is_closed_once_and_then_refuses_rectification() {
+        given::<Account>(vec![signed_up("PK", 13)])
+            .when(AccountCommand::Close)
+            .then_expect_events(vec![AccountEvent::AccountClosed {}]);
+        given::<Account>(vec![signed_up("PK", 13), AccountEvent::AccountClosed {}])
+            .when(AccountCommand::Close)
+            .then_expect_events(vec![]);
+        given::<Account>(vec![signed_up("PK", 13), AccountEvent::AccountClosed {}])
+            .when(AccountCommand::Rectify {
+                name: Some(sealed("x")),
+                email: None,
+                avatar_url: None,
+            })
+            .then_expect_error_message("this account is closed; its data is erased after the retention period");
+    }
+
+    #[test]
+    fn there_is_no_account_to_close_before_sign_up_and_a_childs_account_is_already_closed() {
+        given::<Account>(vec![])
+            .when(AccountCommand::Close)
+            .then_expect_error_message("there is no such account");
+        given::<Account>(vec![
+            signed_up("PK", 13),
+            AccountEvent::AccountMarkedAsChild {
+                report: ChildReport::ReportedToSupport,
+            },
+        ])
+        .when(AccountCommand::Close)
+        .then_expect_error_message("this account was closed as a child's account");
+    }
+
+    #[test]
+    fn a_closed_account_can_still_be_marked_as_a_childs() {
+        given::<Account>(vec![signed_up("PK", 13), AccountEvent::AccountClosed {}])
+            .when(AccountCommand::MarkAsChild {
+                report: ChildReport::ParentOrGuardian,
+            })
+            .then_expect_events(vec![AccountEvent::AccountMarkedAsChild {
+                report: ChildReport::ParentOrGuardian,
+            }]);
     }
 
     #[test]

@@ -12,5 +12,7 @@ CREATE TABLE accounts{g}
     avatar_url_sealed       text,
     child                   boolean NOT NULL,
     signed_up_at            text    NOT NULL,
-    updated_at              text    NOT NULL
+    updated_at              text    NOT NULL,
+    -- When the account was closed (RFC 3339, UTC); NULL while open.
+    closed_at               text
 );

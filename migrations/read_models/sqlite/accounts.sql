@@ -12,5 +12,7 @@ CREATE TABLE accounts{g}
     avatar_url_sealed       TEXT,
     child                   BOOLEAN NOT NULL,
     signed_up_at            TEXT    NOT NULL,
-    updated_at              TEXT    NOT NULL
+    updated_at              TEXT    NOT NULL,
+    -- When the account was closed (RFC 3339, UTC); NULL while open.
+    closed_at               TEXT
 );

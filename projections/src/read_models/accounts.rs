@@ -1,4 +1,5 @@
-//! `accounts`: one row per person with their sealed profile fields, country and state (P2).
+//! `accounts`: one row per person with their sealed profile fields, country and state (P2):
+//! child, and when the account was closed (what the retention job reads, P24).
 
 use crate::projection::{Projection, ProjectionError, ReadTx, Target};
 use async_trait::async_trait;
@@ -21,7 +22,8 @@ impl Projection for Accounts {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: `closed_at`.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -97,6 +99,14 @@ impl Projection for Accounts {
                 }
                 AccountEvent::AccountMarkedAsChild { .. } => {
                     let sql = format!("UPDATE {table} SET child = true, updated_at = $2 WHERE person_id = $1");
+                    dispatch!(tx, ReadTx, |conn| {
+                        sqlx::query(&sql).bind(person).bind(&at).execute(&mut **conn).await?;
+                    });
+                }
+                AccountEvent::AccountClosed {} => {
+                    let sql = format!(
+                        "UPDATE {table} SET closed_at = COALESCE(closed_at, $2), updated_at = $2 WHERE person_id = $1"
+                    );
                     dispatch!(tx, ReadTx, |conn| {
                         sqlx::query(&sql).bind(person).bind(&at).execute(&mut **conn).await?;
                     });
