@@ -152,15 +152,59 @@ async fn live_connections(log: &EventLog, person_id: &str) -> Result<Vec<(String
     Ok(live)
 }
 
-/// The billing accounts (Stripe customers) whose owner is `person_id`.
-async fn billing_customers(db: &Db, person_id: &str) -> Result<Vec<String>, ApiError> {
-    let rows: Vec<(String,)> = dispatch!(db, Db, |pool| {
-        sqlx::query_as("SELECT stripe_customer_id FROM billing_accounts WHERE owner = $1 ORDER BY 1")
-            .bind(person_id)
+/// The ids of the streams of `aggregate_type` whose first event (`variant`, as serde names it in
+/// the payload) has `field` = `value`: read from the log itself, never from a read model that
+/// may not have caught up (an erasure must not miss a billing account opened a moment ago).
+async fn streams_where(
+    db: &Db,
+    aggregate_type: &str,
+    variant: &str,
+    field: &str,
+    value: &str,
+) -> Result<Vec<String>, ApiError> {
+    let rows: Vec<(String,)> = match db {
+        Db::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1 AND sequence = 1 \
+                 AND (payload -> $2 ->> $3) = $4 ORDER BY 1",
+            )
+            .bind(aggregate_type)
+            .bind(variant)
+            .bind(field)
+            .bind(value)
             .fetch_all(pool)
             .await?
-    });
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query_as(
+                "SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1 AND sequence = 1 \
+                 AND json_extract(payload, $2) = $3 ORDER BY 1",
+            )
+            .bind(aggregate_type)
+            .bind(format!("$.{variant}.{field}"))
+            .bind(value)
+            .fetch_all(pool)
+            .await?
+        }
+    };
     Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The billing accounts (Stripe customers: the account id is the customer id) `person_id` owns.
+async fn billing_customers(db: &Db, person_id: &str) -> Result<Vec<String>, ApiError> {
+    streams_where(
+        db,
+        domain::billing::BillingAccount::TYPE,
+        "BillingAccountOpened",
+        "owner",
+        person_id,
+    )
+    .await
+}
+
+/// The ids of the person's privacy requests, from the log.
+async fn request_ids(db: &Db, person: &str) -> Result<Vec<String>, ApiError> {
+    streams_where(db, PrivacyRequest::TYPE, "RequestOpened", "person_id", person).await
 }
 
 /// The steps a request of `kind` on `person_id` runs, in order.
@@ -826,13 +870,7 @@ async fn person_streams(
     for platform in Platform::ALL {
         ids.push((Connection::TYPE.into(), platform.connection_id(person)));
     }
-    let accounts: Vec<(String,)> = dispatch!(log.db(), Db, |pool| {
-        sqlx::query_as("SELECT account_id FROM billing_accounts WHERE owner = $1 ORDER BY 1")
-            .bind(person)
-            .fetch_all(pool)
-            .await?
-    });
-    for (account,) in accounts {
+    for account in billing_customers(log.db(), person).await? {
         ids.push((domain::billing::BillingAccount::TYPE.into(), account));
     }
     for request in request_ids(log.db(), person).await? {
@@ -846,17 +884,6 @@ async fn person_streams(
         }
     }
     Ok(streams)
-}
-
-/// The ids of the person's privacy requests (from the read model).
-async fn request_ids(db: &Db, person: &str) -> Result<Vec<String>, ApiError> {
-    let rows: Vec<(String,)> = dispatch!(db, Db, |pool| {
-        sqlx::query_as("SELECT request_id FROM privacy_requests WHERE person_id = $1 ORDER BY opened_at")
-            .bind(person)
-            .fetch_all(pool)
-            .await?
-    });
-    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// Events the person recorded in streams that are not theirs (an artist's, a campaign's): the

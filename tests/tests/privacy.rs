@@ -237,14 +237,20 @@ async fn totals(app: &TestApp, me: &Person<'_>, artist: &str, min_position: &str
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{dashboard}");
-    let (status, usage) = me.send(Method::GET, "/v1/billing/accounts/cus_ERASE/usage", None).await;
+    let (status, usage) = me
+        .send(
+            Method::GET,
+            &format!("/v1/billing/accounts/cus_ERASE/usage?min_position={min_position}"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{usage}");
     let support = app.token("support-1", Role::Support);
     let (status, platforms) = app
         .send(
             &support,
             Method::GET,
-            "/v1/stats/platforms?from=2026-10-01&to=2026-10-31",
+            &format!("/v1/stats/platforms?from=2026-10-01&to=2026-10-31&min_position={min_position}"),
             None,
         )
         .await;
