@@ -4,6 +4,10 @@
 //! the Stripe facts (P3, P11). Usage per account, period and currency is a sum over
 //! `billing_readings` joined to campaigns and artists; a restatement replaces its day, so
 //! usage always equals the latest readings.
+//!
+//! The high-volume events (spend readings and restatements, campaign drafts) are folded per
+//! batch in memory and written with one statement per table per batch; the rest (accounts,
+//! periods, Stripe facts) are written per event, in feed order.
 
 use crate::projection::{Projection, ProjectionError, ReadTx, Target};
 use async_trait::async_trait;
@@ -12,6 +16,7 @@ use domain::campaign::{Campaign, CampaignEvent};
 use domain::spend::{SpendEvent, SpendLedger};
 use domain::Aggregate;
 use eventlog::{dispatch, Dialect, StoredEvent};
+use std::collections::BTreeMap;
 
 /// The projection that fills the billing tables.
 pub struct Billing;
@@ -77,17 +82,18 @@ impl Projection for Billing {
         let readings = target.table("billing_readings");
         let periods = target.table("billing_periods");
         let facts = target.table("billing_facts");
+        // The batch's campaign drafts (the first per campaign: the insert keeps an existing row)
+        // and each ledger's latest reading (the upsert overwrites), as applying them one by one
+        // would leave them.
+        let mut drafted: BTreeMap<&str, String> = BTreeMap::new();
+        let mut latest: BTreeMap<&str, LatestReading<'_>> = BTreeMap::new();
         for event in events {
-            let id = event.aggregate_id.clone();
             if event.aggregate_type == Campaign::TYPE && event.event_type == "CampaignDrafted" {
                 if let CampaignEvent::CampaignDrafted(draft) = event
                     .decode::<CampaignEvent>()
                     .map_err(|e| ProjectionError::undecodable(event, e))?
                 {
-                    let sql = format!(
-                        "INSERT INTO {campaigns} (campaign_id, artist_id) VALUES ($1, $2) ON CONFLICT (campaign_id) DO NOTHING"
-                    );
-                    run(tx, &sql, vec![text(id), text(draft.artist_id)]).await?;
+                    drafted.entry(event.aggregate_id.as_str()).or_insert(draft.artist_id);
                 }
             } else if event.aggregate_type == SpendLedger::TYPE {
                 // `<campaign>.<platform>.<YYYY-MM-DD>`: the period is the day's month.
@@ -106,24 +112,21 @@ impl Projection for Billing {
                     SpendEvent::SpendRecorded(reading) => reading.metrics,
                     SpendEvent::SpendRestated { new, .. } => new.metrics,
                 };
-                let period = day.get(..7).unwrap_or(day).to_string();
-                let sql = format!(
-                    "INSERT INTO {readings} (ledger_id, campaign_id, period, currency, spend_micros, last_commit, last_global) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ledger_id) DO UPDATE SET \
-                     currency = excluded.currency, spend_micros = excluded.spend_micros, \
-                     last_commit = excluded.last_commit, last_global = excluded.last_global"
+                // The campaign and period are functions of the ledger id, so the first insert's
+                // (which the upsert keeps) equal the latest event's.
+                latest.insert(
+                    event.aggregate_id.as_str(),
+                    LatestReading {
+                        campaign,
+                        period: day.get(..7).unwrap_or(day),
+                        currency: metrics.currency,
+                        spend_micros: metrics.spend_micros,
+                        last_commit: event.position.commit,
+                        last_global: event.position.global,
+                    },
                 );
-                let args = vec![
-                    text(id.clone()),
-                    text(campaign),
-                    text(period),
-                    text(metrics.currency),
-                    Arg::Int(metrics.spend_micros),
-                    Arg::Int(event.position.commit),
-                    Arg::Int(event.position.global),
-                ];
-                run(tx, &sql, args).await?;
             } else if event.aggregate_type == BillingAccount::TYPE {
+                let id = event.aggregate_id.clone();
                 let decoded = event
                     .decode::<BillingEvent>()
                     .map_err(|e| ProjectionError::undecodable(event, e))?;
@@ -248,6 +251,126 @@ impl Projection for Billing {
                 run(tx, &sql, args).await?;
             }
         }
+        // No statement above reads or writes `billing_campaigns` or `billing_readings`, so
+        // writing them after the per-event statements leaves what event-order writes would.
+        write_campaigns(tx, &campaigns, &drafted).await?;
+        write_readings(tx, &readings, &latest).await?;
         Ok(())
     }
+}
+
+/// A spend ledger's latest reading in a batch: the row `billing_readings` holds for it.
+struct LatestReading<'e> {
+    campaign: &'e str,
+    period: &'e str,
+    currency: String,
+    spend_micros: i64,
+    last_commit: i64,
+    last_global: i64,
+}
+
+/// Inserts the batch's drafted campaigns in one statement, keeping rows already there.
+async fn write_campaigns(
+    tx: &mut ReadTx<'_>,
+    table: &str,
+    drafted: &BTreeMap<&str, String>,
+) -> Result<(), ProjectionError> {
+    if drafted.is_empty() {
+        return Ok(());
+    }
+    let insert = format!("INSERT INTO {table} (campaign_id, artist_id)");
+    let conflict = "ON CONFLICT (campaign_id) DO NOTHING";
+    match tx {
+        ReadTx::Postgres(conn) => {
+            let ids: Vec<&str> = drafted.keys().copied().collect();
+            let artists: Vec<&str> = drafted.values().map(String::as_str).collect();
+            sqlx::query(&format!(
+                "{insert} SELECT * FROM UNNEST($1::text[], $2::text[]) {conflict}"
+            ))
+            .bind(&ids)
+            .bind(&artists)
+            .execute(&mut **conn)
+            .await?;
+        }
+        ReadTx::Sqlite(conn) => {
+            let rows: Vec<_> = drafted
+                .iter()
+                .map(|(id, artist)| serde_json::json!([id, artist]))
+                .collect();
+            // `WHERE true` resolves SQLite's parsing ambiguity between a join and the upsert.
+            sqlx::query(&format!(
+                "{insert} SELECT value ->> 0, value ->> 1 FROM json_each($1) WHERE true {conflict}"
+            ))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut **conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Upserts every ledger's latest reading of the batch in one statement.
+async fn write_readings(
+    tx: &mut ReadTx<'_>,
+    table: &str,
+    latest: &BTreeMap<&str, LatestReading<'_>>,
+) -> Result<(), ProjectionError> {
+    if latest.is_empty() {
+        return Ok(());
+    }
+    let insert = format!(
+        "INSERT INTO {table} (ledger_id, campaign_id, period, currency, spend_micros, last_commit, last_global)"
+    );
+    let upsert = "ON CONFLICT (ledger_id) DO UPDATE SET \
+                  currency = excluded.currency, spend_micros = excluded.spend_micros, \
+                  last_commit = excluded.last_commit, last_global = excluded.last_global";
+    match tx {
+        ReadTx::Postgres(conn) => {
+            let ledgers: Vec<&str> = latest.keys().copied().collect();
+            let campaigns: Vec<&str> = latest.values().map(|r| r.campaign).collect();
+            let periods: Vec<&str> = latest.values().map(|r| r.period).collect();
+            let currencies: Vec<&str> = latest.values().map(|r| r.currency.as_str()).collect();
+            let spends: Vec<i64> = latest.values().map(|r| r.spend_micros).collect();
+            let commits: Vec<i64> = latest.values().map(|r| r.last_commit).collect();
+            let globals: Vec<i64> = latest.values().map(|r| r.last_global).collect();
+            sqlx::query(&format!(
+                "{insert} SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::bigint[], $6::bigint[], $7::bigint[]) {upsert}"
+            ))
+            .bind(&ledgers)
+            .bind(&campaigns)
+            .bind(&periods)
+            .bind(&currencies)
+            .bind(&spends)
+            .bind(&commits)
+            .bind(&globals)
+            .execute(&mut **conn)
+            .await?;
+        }
+        ReadTx::Sqlite(conn) => {
+            let rows: Vec<_> = latest
+                .iter()
+                .map(|(ledger, r)| {
+                    serde_json::json!([
+                        ledger,
+                        r.campaign,
+                        r.period,
+                        r.currency,
+                        r.spend_micros,
+                        r.last_commit,
+                        r.last_global
+                    ])
+                })
+                .collect();
+            // `WHERE true` resolves SQLite's parsing ambiguity between a join and the upsert.
+            sqlx::query(&format!(
+                "{insert} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+                 value ->> 6 FROM json_each($1) WHERE true {upsert}"
+            ))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut **conn)
+            .await?;
+        }
+    }
+    Ok(())
 }
