@@ -318,6 +318,11 @@ pub async fn command(
 /// person's unfinished erase request when there is one. Returns the request id.
 pub async fn open_system_erasure(services: &Services<'_>, person_id: &str, reason: &str) -> Result<String, ApiError> {
     let metadata = system_metadata(reason);
+    // Erased already (a child's account reported twice, say): that erasure is the answer.
+    let (subject, _, _) = services.log.load_aggregate::<DataSubject>(person_id).await?;
+    if let Some(request_id) = subject.erased_by() {
+        return Ok(request_id.to_string());
+    }
     let unfinished: Option<(String,)> = dispatch!(services.log.db(), Db, |pool| {
         sqlx::query_as(
             "SELECT request_id FROM privacy_requests WHERE person_id = $1 AND kind = 'erase' \

@@ -703,6 +703,11 @@ impl DataSubject {
     pub fn is_erased(&self) -> bool {
         self.erased_by.is_some()
     }
+
+    /// The erase request that erased the person, if one did.
+    pub fn erased_by(&self) -> Option<&str> {
+        self.erased_by.as_deref()
+    }
 }
 
 impl Aggregate for DataSubject {

@@ -828,6 +828,14 @@ async fn support_on_behalf(db: TestDb) {
     .await;
     assert_eq!(status, StatusCode::OK, "{child}");
     assert_eq!(child["state"], "completed", "{child}");
+    let (status, again) = send(
+        Method::POST,
+        "/v1/support/people/young-1/child".into(),
+        json!({"report": "parent_or_guardian"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "reported twice: {again}");
+    assert_eq!(again["erase_request"], child["erase_request"], "one erasure");
     let (status, view) = app
         .send(
             &auditor,
