@@ -2,13 +2,20 @@
 //! the latest reading, a restatement replaces the day), and the anonymous platform-wide
 //! aggregate (`platform_daily`: per platform, day and currency; restatements applied as
 //! differences) that no erasure removes (P1, P10, P26).
+//!
+//! A batch is folded in memory first and then written with one statement per table (two for
+//! `campaigns` on SQLite), whatever its size: the rows leave exactly as applying the events one
+//! at a time would leave them.
 
 use crate::projection::{Projection, ProjectionError, ReadTx, Target};
 use async_trait::async_trait;
 use domain::campaign::{Budget, Campaign, CampaignEvent};
 use domain::spend::{Metrics, SpendEvent, SpendLedger};
 use domain::Aggregate;
-use eventlog::{dispatch, Dialect, StoredEvent};
+use eventlog::{Dialect, StoredEvent};
+use serde::Serialize;
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 
 /// The projection that fills the dashboard tables.
 pub struct Dashboards;
@@ -22,6 +29,246 @@ fn text<T: serde::Serialize>(value: &T) -> Result<String, serde_json::Error> {
             .map(str::to_string)
             .unwrap_or_else(|| other.to_string()),
     })
+}
+
+fn budget(budget: &Budget) -> (&'static str, i64) {
+    match *budget {
+        Budget::Daily { amount_micros } => ("daily", amount_micros),
+        Budget::Lifetime { amount_micros } => ("lifetime", amount_micros),
+    }
+}
+
+/// What a campaign event other than its draft does to the campaign's row.
+enum Change {
+    Budget(&'static str, i64),
+    Schedule(String, Option<String>),
+    Stage(String),
+    PlatformStatus(String),
+    Link(String, String, String),
+}
+
+/// A `campaigns` row as a draft inserts it, with the batch's later changes applied.
+#[derive(Serialize)]
+struct CampaignRow {
+    artist_id: String,
+    platform: String,
+    objective: String,
+    stage: String,
+    currency: String,
+    start_date: String,
+    end_date: Option<String>,
+    budget_kind: &'static str,
+    budget_micros: i64,
+    platform_status: Option<String>,
+    connection_id: Option<String>,
+    platform_account_id: Option<String>,
+    platform_campaign_id: Option<String>,
+}
+
+impl CampaignRow {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Budget(kind, micros) => (self.budget_kind, self.budget_micros) = (*kind, *micros),
+            Change::Schedule(start, end) => (self.start_date, self.end_date) = (start.clone(), end.clone()),
+            Change::Stage(stage) => self.stage = stage.clone(),
+            Change::PlatformStatus(status) => self.platform_status = Some(status.clone()),
+            Change::Link(connection, account, platform_campaign) => {
+                self.connection_id = Some(connection.clone());
+                self.platform_account_id = Some(account.clone());
+                self.platform_campaign_id = Some(platform_campaign.clone());
+            }
+        }
+    }
+}
+
+/// The last value of each group of columns the batch changes; `None` leaves a column as it is.
+/// Every value a change sets is non-null except `end_date`, which changes with `start_date`.
+#[derive(Default, Serialize)]
+struct CampaignChanges {
+    budget_kind: Option<&'static str>,
+    budget_micros: Option<i64>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    stage: Option<String>,
+    platform_status: Option<String>,
+    connection_id: Option<String>,
+    platform_account_id: Option<String>,
+    platform_campaign_id: Option<String>,
+}
+
+impl CampaignChanges {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Budget(kind, micros) => (self.budget_kind, self.budget_micros) = (Some(*kind), Some(*micros)),
+            Change::Schedule(start, end) => (self.start_date, self.end_date) = (Some(start.clone()), end.clone()),
+            Change::Stage(stage) => self.stage = Some(stage.clone()),
+            Change::PlatformStatus(status) => self.platform_status = Some(status.clone()),
+            Change::Link(connection, account, platform_campaign) => {
+                self.connection_id = Some(connection.clone());
+                self.platform_account_id = Some(account.clone());
+                self.platform_campaign_id = Some(platform_campaign.clone());
+            }
+        }
+    }
+}
+
+/// One campaign's events in a batch. Applied one by one, a draft inserts only when the campaign
+/// has no row (so only the batch's first draft can) and a change updates only an existing row:
+/// a row there before the batch takes every change; a row the batch inserts is its first draft
+/// with the changes after it.
+#[derive(Default, Serialize)]
+struct CampaignFold {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    insert: Option<CampaignRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    update: Option<CampaignChanges>,
+}
+
+/// One `(campaign, day)` of `campaign_daily` in a batch.
+struct DayFold<'e> {
+    /// The platform of the day's first reading in the batch (the row's, if the batch inserts it).
+    platform: &'e str,
+    /// The artist of the campaign as drafted in the batch before the day's first reading there;
+    /// used when the campaign had no row before the batch.
+    drafted_artist: Option<String>,
+    latest: Metrics,
+    restatements: i64,
+}
+
+/// The five sums of `platform_daily`: spend, impressions, clicks, views, conversions.
+type PlatformSums = [i64; 5];
+
+fn figures(m: &Metrics) -> [i64; 11] {
+    [
+        m.spend_micros,
+        m.impressions,
+        m.reach,
+        m.clicks,
+        m.views,
+        m.saves,
+        m.reactions,
+        m.comments,
+        m.shares,
+        m.follows,
+        m.conversions,
+    ]
+}
+
+/// A batch folded: what each table receives.
+#[derive(Default)]
+struct Fold<'e> {
+    campaigns: BTreeMap<&'e str, CampaignFold>,
+    days: BTreeMap<(&'e str, &'e str), DayFold<'e>>,
+    platform: BTreeMap<(&'e str, &'e str, String), PlatformSums>,
+}
+
+impl<'e> Fold<'e> {
+    fn campaign_event(&mut self, event: &'e StoredEvent) -> Result<(), ProjectionError> {
+        let change = match event
+            .decode::<CampaignEvent>()
+            .map_err(|e| ProjectionError::undecodable(event, e))?
+        {
+            CampaignEvent::CampaignDrafted(d) => {
+                let fold = self.campaigns.entry(&event.aggregate_id).or_default();
+                if fold.insert.is_none() {
+                    let (budget_kind, budget_micros) = budget(&d.budget);
+                    fold.insert = Some(CampaignRow {
+                        artist_id: d.artist_id,
+                        platform: text(&d.platform)?,
+                        objective: text(&d.objective)?,
+                        stage: "draft".into(),
+                        currency: d.currency,
+                        start_date: d.schedule.start.to_string(),
+                        end_date: d.schedule.end.map(|e| e.to_string()),
+                        budget_kind,
+                        budget_micros,
+                        platform_status: None,
+                        connection_id: None,
+                        platform_account_id: None,
+                        platform_campaign_id: None,
+                    });
+                }
+                return Ok(());
+            }
+            CampaignEvent::BudgetChanged(b) => {
+                let (kind, micros) = budget(&b);
+                Change::Budget(kind, micros)
+            }
+            CampaignEvent::ScheduleChanged(s) => Change::Schedule(s.start.to_string(), s.end.map(|e| e.to_string())),
+            CampaignEvent::CampaignLaunched | CampaignEvent::CampaignResumed => Change::Stage("live".into()),
+            CampaignEvent::CampaignPaused => Change::Stage("paused".into()),
+            CampaignEvent::CampaignEnded => Change::Stage("ended".into()),
+            CampaignEvent::CampaignArchived => Change::Stage("archived".into()),
+            CampaignEvent::CampaignSubscriptionPaused { .. } => Change::Stage("subscription_paused".into()),
+            CampaignEvent::CampaignSubscriptionResumed { stage } => Change::Stage(text(&stage)?),
+            CampaignEvent::PlatformStatusReported(status) => Change::PlatformStatus(text(&status)?),
+            CampaignEvent::AiCreativeAdded { .. } => return Ok(()),
+            CampaignEvent::PlatformCampaignLinked(link) => {
+                Change::Link(link.connection_id, link.account_id, link.platform_campaign_id)
+            }
+        };
+        let fold = self.campaigns.entry(&event.aggregate_id).or_default();
+        fold.update.get_or_insert_with(Default::default).apply(&change);
+        if let Some(row) = &mut fold.insert {
+            row.apply(&change);
+        }
+        Ok(())
+    }
+
+    fn spend_event(&mut self, event: &'e StoredEvent) -> Result<(), ProjectionError> {
+        // Ledger ids are `<campaign>.<platform>.<YYYY-MM-DD>`; campaign ids hold no dots.
+        let mut parts = event.aggregate_id.rsplitn(3, '.');
+        let (Some(day), Some(platform), Some(campaign)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(ProjectionError::Event {
+                position: event.position,
+                event_type: event.event_type.clone(),
+                reason: "the ledger id is not <campaign>.<platform>.<day>".into(),
+            });
+        };
+        let (old, new) = match event
+            .decode::<SpendEvent>()
+            .map_err(|e| ProjectionError::undecodable(event, e))?
+        {
+            SpendEvent::SpendRecorded(r) => (None, r.metrics),
+            SpendEvent::SpendRestated { old, new } => (Some(old), new.metrics),
+        };
+        // The anonymous aggregate moves by the difference, under the new reading's currency.
+        let sums = self.platform.entry((platform, day, new.currency.clone())).or_default();
+        let o = old.as_ref();
+        let delta = [
+            new.spend_micros - o.map_or(0, |o| o.spend_micros),
+            new.impressions - o.map_or(0, |o| o.impressions),
+            new.clicks - o.map_or(0, |o| o.clicks),
+            new.views - o.map_or(0, |o| o.views),
+            new.conversions - o.map_or(0, |o| o.conversions),
+        ];
+        for (sum, d) in sums.iter_mut().zip(delta) {
+            *sum += d;
+        }
+        // The day takes the latest reading; the row's artist and platform are set when it is inserted.
+        let restated = i64::from(old.is_some());
+        match self.days.entry((campaign, day)) {
+            Entry::Occupied(mut entry) => {
+                let entry = entry.get_mut();
+                entry.latest = new;
+                entry.restatements += restated;
+            }
+            Entry::Vacant(entry) => {
+                let drafted_artist = self
+                    .campaigns
+                    .get(campaign)
+                    .and_then(|c| c.insert.as_ref())
+                    .map(|row| row.artist_id.clone());
+                entry.insert(DayFold {
+                    platform,
+                    drafted_artist,
+                    latest: new,
+                    restatements: restated,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -46,197 +293,273 @@ impl Projection for Dashboards {
     }
 
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
-        let campaigns = target.table("campaigns");
-        let daily = target.table("campaign_daily");
-        let platform_daily = target.table("platform_daily");
+        let mut fold = Fold::default();
         for event in events {
             if event.aggregate_type == Campaign::TYPE {
-                let id = &event.aggregate_id;
-                let update = |column: &str| format!("UPDATE {campaigns} SET {column} = $2 WHERE campaign_id = $1");
-                let (sql, value): (String, Option<String>) = match event
-                    .decode::<CampaignEvent>()
-                    .map_err(|e| ProjectionError::undecodable(event, e))?
-                {
-                    CampaignEvent::CampaignDrafted(d) => {
-                        let (kind, micros) = match d.budget {
-                            Budget::Daily { amount_micros } => ("daily", amount_micros),
-                            Budget::Lifetime { amount_micros } => ("lifetime", amount_micros),
-                        };
-                        let sql = format!(
-                            "INSERT INTO {campaigns} (campaign_id, artist_id, platform, objective, stage, currency, \
-                             start_date, end_date, budget_kind, budget_micros) VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9) \
-                             ON CONFLICT (campaign_id) DO NOTHING"
-                        );
-                        let (platform, objective) = (text(&d.platform)?, text(&d.objective)?);
-                        dispatch!(tx, ReadTx, |conn| {
-                            sqlx::query(&sql)
-                                .bind(id)
-                                .bind(&d.artist_id)
-                                .bind(&platform)
-                                .bind(&objective)
-                                .bind(&d.currency)
-                                .bind(d.schedule.start.to_string())
-                                .bind(d.schedule.end.map(|e| e.to_string()))
-                                .bind(kind)
-                                .bind(micros)
-                                .execute(&mut **conn)
-                                .await?;
-                        });
-                        continue;
-                    }
-                    CampaignEvent::BudgetChanged(budget) => {
-                        let (kind, micros) = match budget {
-                            Budget::Daily { amount_micros } => ("daily", amount_micros),
-                            Budget::Lifetime { amount_micros } => ("lifetime", amount_micros),
-                        };
-                        let sql = format!(
-                            "UPDATE {campaigns} SET budget_kind = $2, budget_micros = $3 WHERE campaign_id = $1"
-                        );
-                        dispatch!(tx, ReadTx, |conn| {
-                            sqlx::query(&sql)
-                                .bind(id)
-                                .bind(kind)
-                                .bind(micros)
-                                .execute(&mut **conn)
-                                .await?;
-                        });
-                        continue;
-                    }
-                    CampaignEvent::ScheduleChanged(s) => {
-                        let sql =
-                            format!("UPDATE {campaigns} SET start_date = $2, end_date = $3 WHERE campaign_id = $1");
-                        dispatch!(tx, ReadTx, |conn| {
-                            sqlx::query(&sql)
-                                .bind(id)
-                                .bind(s.start.to_string())
-                                .bind(s.end.map(|e| e.to_string()))
-                                .execute(&mut **conn)
-                                .await?;
-                        });
-                        continue;
-                    }
-                    CampaignEvent::CampaignLaunched | CampaignEvent::CampaignResumed => {
-                        (update("stage"), Some("live".into()))
-                    }
-                    CampaignEvent::CampaignPaused => (update("stage"), Some("paused".into())),
-                    CampaignEvent::CampaignEnded => (update("stage"), Some("ended".into())),
-                    CampaignEvent::CampaignArchived => (update("stage"), Some("archived".into())),
-                    CampaignEvent::CampaignSubscriptionPaused { .. } => {
-                        (update("stage"), Some("subscription_paused".into()))
-                    }
-                    CampaignEvent::CampaignSubscriptionResumed { stage } => (update("stage"), Some(text(&stage)?)),
-                    CampaignEvent::PlatformStatusReported(status) => (update("platform_status"), Some(text(&status)?)),
-                    CampaignEvent::AiCreativeAdded { .. } => continue,
-                    CampaignEvent::PlatformCampaignLinked(link) => {
-                        let sql = format!(
-                            "UPDATE {campaigns} SET connection_id = $2, platform_account_id = $3, \
-                             platform_campaign_id = $4 WHERE campaign_id = $1"
-                        );
-                        dispatch!(tx, ReadTx, |conn| {
-                            sqlx::query(&sql)
-                                .bind(id)
-                                .bind(&link.connection_id)
-                                .bind(&link.account_id)
-                                .bind(&link.platform_campaign_id)
-                                .execute(&mut **conn)
-                                .await?;
-                        });
-                        continue;
-                    }
-                };
-                dispatch!(tx, ReadTx, |conn| {
-                    sqlx::query(&sql).bind(id).bind(&value).execute(&mut **conn).await?;
-                });
+                fold.campaign_event(event)?;
             } else if event.aggregate_type == SpendLedger::TYPE {
-                // Ledger ids are `<campaign>.<platform>.<YYYY-MM-DD>`; campaign ids hold no dots.
-                let mut parts = event.aggregate_id.rsplitn(3, '.');
-                let (Some(day), Some(platform), Some(campaign)) = (parts.next(), parts.next(), parts.next()) else {
-                    return Err(ProjectionError::Event {
-                        position: event.position,
-                        event_type: event.event_type.clone(),
-                        reason: "the ledger id is not <campaign>.<platform>.<day>".into(),
-                    });
-                };
-                let decoded = event
-                    .decode::<SpendEvent>()
-                    .map_err(|e| ProjectionError::undecodable(event, e))?;
-                let (old, new): (Option<Metrics>, Metrics) = match decoded {
-                    SpendEvent::SpendRecorded(r) => (None, r.metrics),
-                    SpendEvent::SpendRestated { old, new } => (Some(old), new.metrics),
-                };
-                let upsert = format!(
-                    "INSERT INTO {daily} (campaign_id, day, artist_id, platform, currency, spend_micros, impressions, reach, \
-                     clicks, views, saves, reactions, comments, shares, follows, conversions, restatements) \
-                     SELECT $1, $2, COALESCE((SELECT artist_id FROM {campaigns} WHERE campaign_id = $1), ''), $3, $4, \
-                     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 \
-                     ON CONFLICT (campaign_id, day) DO UPDATE SET currency = excluded.currency, \
-                     spend_micros = excluded.spend_micros, impressions = excluded.impressions, reach = excluded.reach, \
-                     clicks = excluded.clicks, views = excluded.views, saves = excluded.saves, \
-                     reactions = excluded.reactions, comments = excluded.comments, shares = excluded.shares, \
-                     follows = excluded.follows, conversions = excluded.conversions, \
-                     restatements = {daily}.restatements + excluded.restatements"
-                );
-                let m = &new;
-                dispatch!(tx, ReadTx, |conn| {
-                    sqlx::query(&upsert)
-                        .bind(campaign)
-                        .bind(day)
-                        .bind(platform)
-                        .bind(&m.currency)
-                        .bind(m.spend_micros)
-                        .bind(m.impressions)
-                        .bind(m.reach)
-                        .bind(m.clicks)
-                        .bind(m.views)
-                        .bind(m.saves)
-                        .bind(m.reactions)
-                        .bind(m.comments)
-                        .bind(m.shares)
-                        .bind(m.follows)
-                        .bind(m.conversions)
-                        .bind(i64::from(old.is_some()))
-                        .execute(&mut **conn)
-                        .await?;
-                });
-                // The anonymous aggregate moves by the difference.
-                let zero = Metrics {
-                    spend_micros: 0,
-                    currency: m.currency.clone(),
-                    impressions: 0,
-                    reach: 0,
-                    clicks: 0,
-                    views: 0,
-                    saves: 0,
-                    reactions: 0,
-                    comments: 0,
-                    shares: 0,
-                    follows: 0,
-                    conversions: 0,
-                };
-                let o = old.unwrap_or(zero);
-                let add = format!(
-                    "INSERT INTO {platform_daily} (platform, day, currency, spend_micros, impressions, clicks, views, conversions) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (platform, day, currency) DO UPDATE SET \
-                     spend_micros = {platform_daily}.spend_micros + excluded.spend_micros, \
-                     impressions = {platform_daily}.impressions + excluded.impressions, \
-                     clicks = {platform_daily}.clicks + excluded.clicks, views = {platform_daily}.views + excluded.views, \
-                     conversions = {platform_daily}.conversions + excluded.conversions"
-                );
-                dispatch!(tx, ReadTx, |conn| {
-                    sqlx::query(&add)
-                        .bind(platform)
-                        .bind(day)
-                        .bind(&m.currency)
-                        .bind(m.spend_micros - o.spend_micros)
-                        .bind(m.impressions - o.impressions)
-                        .bind(m.clicks - o.clicks)
-                        .bind(m.views - o.views)
-                        .bind(m.conversions - o.conversions)
-                        .execute(&mut **conn)
-                        .await?;
-                });
+                fold.spend_event(event)?;
             }
         }
+        let campaigns = target.table("campaigns");
+        // Before `campaigns`: a day's artist is looked up as the campaigns were before the batch.
+        write_days(tx, &target.table("campaign_daily"), &campaigns, &fold.days).await?;
+        write_platform(tx, &target.table("platform_daily"), &fold.platform).await?;
+        write_campaigns(tx, &campaigns, &fold.campaigns).await?;
         Ok(())
     }
+}
+
+const DAILY_COLUMNS: &str = "campaign_id, day, artist_id, platform, currency, spend_micros, impressions, reach, \
+                             clicks, views, saves, reactions, comments, shares, follows, conversions, restatements";
+
+/// Upserts the batch's days of `campaign_daily` in one statement. A new row's artist is the
+/// campaign's (its row before the batch, else its draft earlier in the batch, else none).
+async fn write_days(
+    tx: &mut ReadTx<'_>,
+    daily: &str,
+    campaigns: &str,
+    days: &BTreeMap<(&str, &str), DayFold<'_>>,
+) -> Result<(), ProjectionError> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let upsert = format!(
+        "ON CONFLICT (campaign_id, day) DO UPDATE SET currency = excluded.currency, \
+         spend_micros = excluded.spend_micros, impressions = excluded.impressions, reach = excluded.reach, \
+         clicks = excluded.clicks, views = excluded.views, saves = excluded.saves, \
+         reactions = excluded.reactions, comments = excluded.comments, shares = excluded.shares, \
+         follows = excluded.follows, conversions = excluded.conversions, \
+         restatements = {daily}.restatements + excluded.restatements"
+    );
+    match tx {
+        ReadTx::Postgres(conn) => {
+            let (mut ids, mut dates, mut artists, mut platforms, mut currencies, mut restatements) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut columns: [Vec<i64>; 11] = Default::default();
+            for ((campaign, day), d) in days {
+                ids.push(*campaign);
+                dates.push(*day);
+                artists.push(d.drafted_artist.as_deref());
+                platforms.push(d.platform);
+                currencies.push(d.latest.currency.as_str());
+                for (column, value) in columns.iter_mut().zip(figures(&d.latest)) {
+                    column.push(value);
+                }
+                restatements.push(d.restatements);
+            }
+            let sql = format!(
+                "INSERT INTO {daily} ({DAILY_COLUMNS}) \
+                 SELECT s.campaign_id, s.day, \
+                 COALESCE((SELECT c.artist_id FROM {campaigns} c WHERE c.campaign_id = s.campaign_id), s.artist_id, ''), \
+                 s.platform, s.currency, s.spend_micros, s.impressions, s.reach, s.clicks, s.views, s.saves, \
+                 s.reactions, s.comments, s.shares, s.follows, s.conversions, s.restatements \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], \
+                 $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], \
+                 $15::bigint[], $16::bigint[], $17::bigint[]) AS s({DAILY_COLUMNS}) {upsert}"
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(&ids)
+                .bind(&dates)
+                .bind(&artists)
+                .bind(&platforms)
+                .bind(&currencies);
+            for column in &columns {
+                query = query.bind(column);
+            }
+            query.bind(&restatements).execute(&mut **conn).await?;
+        }
+        ReadTx::Sqlite(conn) => {
+            let rows: Vec<_> = days
+                .iter()
+                .map(|((campaign, day), d)| {
+                    let mut row = vec![
+                        serde_json::json!(campaign),
+                        serde_json::json!(day),
+                        serde_json::json!(d.drafted_artist),
+                        serde_json::json!(d.platform),
+                        serde_json::json!(d.latest.currency),
+                    ];
+                    row.extend(figures(&d.latest).map(serde_json::Value::from));
+                    row.push(d.restatements.into());
+                    serde_json::Value::Array(row)
+                })
+                .collect();
+            let values: Vec<String> = (0..17)
+                .map(|i| match i {
+                    2 => format!(
+                        "COALESCE((SELECT c.artist_id FROM {campaigns} c WHERE c.campaign_id = value ->> 0), \
+                         value ->> 2, '')"
+                    ),
+                    _ => format!("value ->> {i}"),
+                })
+                .collect();
+            // `WHERE true` resolves SQLite's parsing ambiguity between a join and the upsert.
+            sqlx::query(&format!(
+                "INSERT INTO {daily} ({DAILY_COLUMNS}) SELECT {} FROM json_each($1) WHERE true {upsert}",
+                values.join(", ")
+            ))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut **conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the batch's differences to `platform_daily` in one statement.
+async fn write_platform(
+    tx: &mut ReadTx<'_>,
+    table: &str,
+    sums: &BTreeMap<(&str, &str, String), PlatformSums>,
+) -> Result<(), ProjectionError> {
+    if sums.is_empty() {
+        return Ok(());
+    }
+    let columns = "platform, day, currency, spend_micros, impressions, clicks, views, conversions";
+    let upsert = format!(
+        "ON CONFLICT (platform, day, currency) DO UPDATE SET \
+         spend_micros = {table}.spend_micros + excluded.spend_micros, \
+         impressions = {table}.impressions + excluded.impressions, \
+         clicks = {table}.clicks + excluded.clicks, views = {table}.views + excluded.views, \
+         conversions = {table}.conversions + excluded.conversions"
+    );
+    match tx {
+        ReadTx::Postgres(conn) => {
+            let (mut platforms, mut days, mut currencies) = (Vec::new(), Vec::new(), Vec::new());
+            let mut figures: [Vec<i64>; 5] = Default::default();
+            for ((platform, day, currency), s) in sums {
+                platforms.push(*platform);
+                days.push(*day);
+                currencies.push(currency.as_str());
+                for (column, value) in figures.iter_mut().zip(s) {
+                    column.push(*value);
+                }
+            }
+            let [spend, impressions, clicks, views, conversions] = &figures;
+            sqlx::query(&format!(
+                "INSERT INTO {table} ({columns}) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], \
+                 $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[]) {upsert}"
+            ))
+            .bind(&platforms)
+            .bind(&days)
+            .bind(&currencies)
+            .bind(spend)
+            .bind(impressions)
+            .bind(clicks)
+            .bind(views)
+            .bind(conversions)
+            .execute(&mut **conn)
+            .await?;
+        }
+        ReadTx::Sqlite(conn) => {
+            let rows: Vec<_> = sums
+                .iter()
+                .map(|((platform, day, currency), s)| {
+                    serde_json::json!([platform, day, currency, s[0], s[1], s[2], s[3], s[4]])
+                })
+                .collect();
+            sqlx::query(&format!(
+                "INSERT INTO {table} ({columns}) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
+                 value ->> 4, value ->> 5, value ->> 6, value ->> 7 FROM json_each($1) WHERE true {upsert}"
+            ))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut **conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+const CAMPAIGN_COLUMNS: [&str; 13] = [
+    "artist_id",
+    "platform",
+    "objective",
+    "stage",
+    "currency",
+    "start_date",
+    "end_date",
+    "budget_kind",
+    "budget_micros",
+    "platform_status",
+    "connection_id",
+    "platform_account_id",
+    "platform_campaign_id",
+];
+
+/// Writes the batch's campaigns: changes to the rows there before the batch, and the rows of
+/// the campaigns the batch drafts. One statement on PostgreSQL, whose statements see the table
+/// as it was before them; on SQLite the changes first, then the drafts.
+async fn write_campaigns(
+    tx: &mut ReadTx<'_>,
+    table: &str,
+    campaigns: &BTreeMap<&str, CampaignFold>,
+) -> Result<(), ProjectionError> {
+    if campaigns.is_empty() {
+        return Ok(());
+    }
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        campaign_id: &'a str,
+        #[serde(flatten)]
+        fold: &'a CampaignFold,
+    }
+    let rows: Vec<Entry> = campaigns
+        .iter()
+        .map(|(campaign_id, fold)| Entry { campaign_id, fold })
+        .collect();
+    let value = |part: &str, column: &str| {
+        let v = format!("r.v -> '{part}' ->> '{column}'");
+        if column == "budget_micros" {
+            format!("CAST({v} AS BIGINT)")
+        } else {
+            v
+        }
+    };
+    let source = match tx.dialect() {
+        Dialect::Postgres => "jsonb_array_elements($1) AS r(v)",
+        Dialect::Sqlite => "(SELECT value AS v FROM json_each($1)) AS r",
+    };
+    let insert = format!(
+        "INSERT INTO {table} (campaign_id, {}) SELECT r.v ->> 'campaign_id', {} FROM {source} \
+         WHERE r.v -> 'insert' IS NOT NULL ON CONFLICT (campaign_id) DO NOTHING",
+        CAMPAIGN_COLUMNS.join(", "),
+        CAMPAIGN_COLUMNS.map(|c| value("insert", c)).join(", ")
+    );
+    let sets: Vec<String> = CAMPAIGN_COLUMNS
+        .iter()
+        .filter(|c| !matches!(**c, "artist_id" | "platform" | "objective" | "currency"))
+        .map(|c| match *c {
+            // A schedule change sets the end with the start, an open end included.
+            "end_date" => format!(
+                "end_date = CASE WHEN {} IS NULL THEN {table}.end_date ELSE {} END",
+                value("update", "start_date"),
+                value("update", "end_date")
+            ),
+            c => format!("{c} = COALESCE({}, {table}.{c})", value("update", c)),
+        })
+        .collect();
+    let update = format!(
+        "UPDATE {table} SET {} FROM {source} WHERE {table}.campaign_id = r.v ->> 'campaign_id' \
+         AND r.v -> 'update' IS NOT NULL",
+        sets.join(", ")
+    );
+    match tx {
+        ReadTx::Postgres(conn) => {
+            sqlx::query(&format!("WITH inserted AS ({insert}) {update}"))
+                .bind(sqlx::types::Json(&rows))
+                .execute(&mut **conn)
+                .await?;
+        }
+        ReadTx::Sqlite(conn) => {
+            let json = serde_json::to_string(&rows)?;
+            if campaigns.values().any(|c| c.update.is_some()) {
+                sqlx::query(&update).bind(&json).execute(&mut **conn).await?;
+            }
+            if campaigns.values().any(|c| c.insert.is_some()) {
+                sqlx::query(&insert).bind(&json).execute(&mut **conn).await?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,341 @@
+//! The dashboards projection folds a batch in memory and writes each table once: a rebuild in
+//! one batch, one in small batches and one event per batch leave the same `campaigns`,
+//! `campaign_daily` and `platform_daily` rows (a day recorded then restated twice in one batch,
+//! restatements that change the currency, spend before its campaign's draft, changes to a
+//! campaign never drafted, a second draft), on SQLite and PostgreSQL.
+
+use chrono::NaiveDate;
+use domain::campaign::{
+    AdPlatform, Budget, Campaign, CampaignDraft, CampaignEvent, Creative, Objective, PlatformLink, PlatformStatus,
+    Schedule,
+};
+use domain::spend::{Metrics, Reading, SpendEvent, SpendLedger};
+use domain::{Aggregate, DomainEvent};
+use eventlog::{dispatch, Db, EventLog, EventMetadata, NewEvent, Position};
+use projections::read_models::dashboards::Dashboards;
+use projections::{Engine, EngineConfig};
+use sqlx::Row as _;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tests::{both_backends, wait_until};
+
+/// How long the feed may take to show the appended events.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// A row as its text columns (nullable) and then its integer columns.
+type Row = (Vec<Option<String>>, Vec<i64>);
+
+fn day(text: &str) -> NaiveDate {
+    text.parse().expect("a test date")
+}
+
+fn draft(artist_id: &str, platform: AdPlatform, currency: &str) -> CampaignEvent {
+    CampaignEvent::CampaignDrafted(CampaignDraft {
+        artist_id: artist_id.into(),
+        platform,
+        objective: Objective::Streams,
+        budget: Budget::Daily {
+            amount_micros: 20_000_000,
+        },
+        currency: currency.into(),
+        schedule: Schedule {
+            start: day("2026-03-01"),
+            end: Some(day("2026-06-30")),
+        },
+        countries: vec!["PK".into()],
+        creatives: vec![Creative::FacebookPost { post_id: "p1".into() }],
+    })
+}
+
+/// Metrics whose every figure differs, derived from `n`, so a wrong column shows.
+fn metrics(n: i64, currency: &str) -> Metrics {
+    Metrics {
+        spend_micros: n * 1_000,
+        currency: currency.into(),
+        impressions: n * 100 + 1,
+        reach: n * 50 + 2,
+        clicks: n + 3,
+        views: n * 2 + 4,
+        saves: n + 5,
+        reactions: n + 6,
+        comments: n + 7,
+        shares: n + 8,
+        follows: n + 9,
+        conversions: n / 2 + 10,
+    }
+}
+
+fn reading(date: &str, n: i64, currency: &str) -> Reading {
+    Reading {
+        date: day(date),
+        metrics: metrics(n, currency),
+        fetched_at: "2026-05-02T03:04:05Z".parse().expect("a test time"),
+        source: "meta_insights".into(),
+    }
+}
+
+fn recorded(date: &str, n: i64, currency: &str) -> SpendEvent {
+    SpendEvent::SpendRecorded(reading(date, n, currency))
+}
+
+fn restated(date: &str, old: (i64, &str), new: (i64, &str)) -> SpendEvent {
+    SpendEvent::SpendRestated {
+        old: metrics(old.0, old.1),
+        new: reading(date, new.0, new.1),
+    }
+}
+
+/// Appends events to streams one append at a time, tracking each stream's sequence.
+struct Feed {
+    log: EventLog,
+    sequences: HashMap<(String, String), i64>,
+    last: Position,
+}
+
+impl Feed {
+    async fn append<E: DomainEvent>(&mut self, aggregate_type: &str, id: &str, events: &[E]) {
+        let sequence = self.sequences.entry((aggregate_type.into(), id.into())).or_default();
+        let new = events
+            .iter()
+            .map(|e| NewEvent::from_domain(e).expect("serialise a test event"))
+            .collect();
+        let appended = self
+            .log
+            .append(aggregate_type, id, *sequence, new, &EventMetadata::system())
+            .await
+            .expect("append");
+        *sequence += events.len() as i64;
+        self.last = appended.last().expect("something appended").1;
+    }
+
+    async fn campaign(&mut self, id: &str, events: &[CampaignEvent]) {
+        self.append(Campaign::TYPE, id, events).await
+    }
+
+    async fn spend(&mut self, ledger: &str, events: &[SpendEvent]) {
+        self.append(SpendLedger::TYPE, ledger, events).await
+    }
+}
+
+/// The rows of `sql`, whose first `texts` columns are text and the rest bigint.
+async fn rows(db: &Db, sql: &str, texts: usize) -> Vec<Row> {
+    dispatch!(db, Db, |pool| {
+        let rows = sqlx::query(sql).fetch_all(pool).await.expect("read a dashboards table");
+        rows.iter()
+            .map(|row| {
+                let text = (0..texts).map(|i| row.try_get(i).expect("a text column")).collect();
+                let numbers = (texts..row.len())
+                    .map(|i| row.try_get(i).expect("a bigint column"))
+                    .collect();
+                (text, numbers)
+            })
+            .collect()
+    })
+}
+
+struct Tables {
+    campaigns: Vec<Row>,
+    daily: Vec<Row>,
+    platform: Vec<Row>,
+}
+
+/// Rebuilds `dashboards` with batches of `batch_size`; returns its tables and the batches it took.
+async fn rebuild(log: &EventLog, batch_size: usize) -> (Tables, usize) {
+    let config = EngineConfig {
+        batch_size,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(log.clone(), vec![Arc::new(Dashboards)], config);
+    engine.prepare().await.expect("prepare");
+    let mut batches = 0;
+    engine
+        .rebuild("dashboards", |progress| batches += usize::from(progress.done > 0))
+        .await
+        .unwrap_or_else(|e| panic!("rebuild dashboards in batches of {batch_size}: {e:?}"));
+    let db = log.db();
+    let tables = Tables {
+        campaigns: rows(
+            db,
+            "SELECT campaign_id, artist_id, platform, objective, stage, currency, start_date, end_date, budget_kind, \
+             platform_status, connection_id, platform_account_id, platform_campaign_id, budget_micros \
+             FROM campaigns ORDER BY campaign_id",
+            13,
+        )
+        .await,
+        daily: rows(
+            db,
+            "SELECT campaign_id, day, artist_id, platform, currency, spend_micros, impressions, reach, clicks, views, \
+             saves, reactions, comments, shares, follows, conversions, restatements \
+             FROM campaign_daily ORDER BY campaign_id, day",
+            5,
+        )
+        .await,
+        platform: rows(
+            db,
+            "SELECT platform, day, currency, spend_micros, impressions, clicks, views, conversions \
+             FROM platform_daily ORDER BY platform, day, currency",
+            3,
+        )
+        .await,
+    };
+    (tables, batches)
+}
+
+fn texts(values: &[&str]) -> Vec<Option<String>> {
+    values.iter().map(|v| (!v.is_empty()).then(|| v.to_string())).collect()
+}
+
+both_backends! {
+    async fn dashboards_rebuilt_in_one_batch_equal_dashboards_rebuilt_event_by_event(db: TestDb) {
+        let mut feed = Feed {
+            log: db.log(),
+            sequences: HashMap::new(),
+            last: Position::START,
+        };
+        feed.campaign("c-1", &[draft("a1", AdPlatform::Meta, "USD")]).await;
+        feed.campaign("c-2", &[draft("a2", AdPlatform::GoogleAds, "EUR")]).await;
+        // Spend before its campaign is drafted: the day keeps no artist; a later day has one.
+        feed.spend("c-5.meta.2026-03-01", &[recorded("2026-03-01", 40, "USD")]).await;
+        // One day recorded, then restated twice (the second changing the currency), in one append
+        // and in two more: the latest reading wins, `platform_daily` moves by the differences.
+        feed.spend("c-1.meta.2026-03-01", &[
+            recorded("2026-03-01", 10, "USD"),
+            restated("2026-03-01", (10, "USD"), (14, "USD")),
+        ])
+        .await;
+        feed.campaign("c-1", &[CampaignEvent::CampaignLaunched]).await;
+        feed.spend("c-1.meta.2026-03-02", &[recorded("2026-03-02", 7, "USD")]).await;
+        feed.spend("c-2.google_ads.2026-03-01", &[recorded("2026-03-01", 30, "EUR")]).await;
+        feed.spend("c-1.meta.2026-03-01", &[restated("2026-03-01", (14, "USD"), (13, "EUR"))]).await;
+        feed.campaign("c-5", &[draft("a5", AdPlatform::Meta, "USD")]).await;
+        feed.spend("c-5.meta.2026-03-02", &[recorded("2026-03-02", 41, "USD")]).await;
+        feed.spend("c-5.meta.2026-03-01", &[restated("2026-03-01", (40, "USD"), (42, "USD"))]).await;
+        // The same campaign and day on another platform: the row keeps its first platform.
+        feed.spend("c-1.google_ads.2026-03-02", &[recorded("2026-03-02", 8, "USD")]).await;
+        feed.spend("c-2.google_ads.2026-03-03", &[
+            recorded("2026-03-03", 31, "EUR"),
+            restated("2026-03-03", (31, "EUR"), (33, "EUR")),
+            restated("2026-03-03", (33, "EUR"), (32, "EUR")),
+        ])
+        .await;
+        // Campaign changes: the last of each wins; a schedule change may open the end.
+        feed.campaign("c-1", &[
+            CampaignEvent::BudgetChanged(Budget::Lifetime { amount_micros: 900_000_000 }),
+            CampaignEvent::PlatformStatusReported(PlatformStatus::UnderReview),
+            CampaignEvent::PlatformCampaignLinked(PlatformLink {
+                connection_id: "conn-1".into(),
+                account_id: "act-1".into(),
+                platform_campaign_id: "pc-1".into(),
+            }),
+            CampaignEvent::CampaignPaused,
+            CampaignEvent::PlatformStatusReported(PlatformStatus::Issue { reason: "policy".into() }),
+        ])
+        .await;
+        feed.campaign("c-2", &[
+            CampaignEvent::ScheduleChanged(Schedule { start: day("2026-04-01"), end: None }),
+            CampaignEvent::CampaignLaunched,
+        ])
+        .await;
+        // A second draft of c-1 changes nothing; the changes after it do.
+        feed.campaign("c-1", &[
+            draft("a-other", AdPlatform::GoogleAds, "EUR"),
+            CampaignEvent::CampaignResumed,
+        ])
+        .await;
+        // Changes to a campaign not drafted yet are lost; its draft then starts its row, and the
+        // changes after the draft apply.
+        feed.campaign("c-9", &[
+            CampaignEvent::BudgetChanged(Budget::Daily { amount_micros: 1 }),
+            CampaignEvent::CampaignLaunched,
+        ])
+        .await;
+        feed.campaign("c-9", &[
+            draft("a9", AdPlatform::GoogleAds, "GBP"),
+            CampaignEvent::ScheduleChanged(Schedule { start: day("2026-05-01"), end: Some(day("2026-05-31")) }),
+            CampaignEvent::AiCreativeAdded { asset_id: "asset-1".into(), consent_event_id: "consent-1".into() },
+        ])
+        .await;
+        // Changes to a campaign never drafted leave no row.
+        feed.campaign("c-0", &[CampaignEvent::CampaignEnded]).await;
+        let last = feed.last;
+        let log = feed.log;
+        let visible = wait_until(BOUND, || async {
+            log.head(Position::START).await.expect("head").head >= Some(last)
+        })
+        .await;
+        assert!(visible, "the feed shows the appended events");
+
+        let (one, one_batches) = rebuild(&log, 1).await;
+        // Batches of five put c-1's status report, its second draft and its resumption in one
+        // batch over a row that exists already.
+        let (pairs, _) = rebuild(&log, 2).await;
+        let (fives, _) = rebuild(&log, 5).await;
+        let (big, big_batches) = rebuild(&log, 1000).await;
+        assert!(one_batches >= 30, "one event per batch: {one_batches} batches");
+        assert_eq!(big_batches, 1, "the whole feed in one batch");
+        for (name, tables) in [("one batch", &big), ("batches of two", &pairs), ("batches of five", &fives)] {
+            assert_eq!(tables.campaigns, one.campaigns, "campaigns: {name} equals one event at a time");
+            assert_eq!(tables.daily, one.daily, "campaign_daily: {name} equals one event at a time");
+            assert_eq!(tables.platform, one.platform, "platform_daily: {name} equals one event at a time");
+        }
+
+        let figures = |n: i64| {
+            let m = metrics(n, "");
+            vec![m.spend_micros, m.impressions, m.reach, m.clicks, m.views, m.saves, m.reactions, m.comments,
+                 m.shares, m.follows, m.conversions]
+        };
+        let daily = |id: &str, date: &str, artist: &str, platform: &str, currency: &str, n: i64, restatements: i64| {
+            let mut numbers = figures(n);
+            numbers.push(restatements);
+            (vec![Some(id.into()), Some(date.into()), Some(artist.into()), Some(platform.into()), Some(currency.into())], numbers)
+        };
+        assert_eq!(big.daily, vec![
+            daily("c-1", "2026-03-01", "a1", "meta", "EUR", 13, 2),
+            daily("c-1", "2026-03-02", "a1", "meta", "USD", 8, 0),
+            daily("c-2", "2026-03-01", "a2", "google_ads", "EUR", 30, 0),
+            daily("c-2", "2026-03-03", "a2", "google_ads", "EUR", 32, 2),
+            daily("c-5", "2026-03-01", "", "meta", "USD", 42, 1),
+            daily("c-5", "2026-03-02", "a5", "meta", "USD", 41, 0),
+        ]);
+        // spend, impressions, clicks, views, conversions of a reading, and their differences.
+        let sums = |n: i64| {
+            let m = metrics(n, "");
+            [m.spend_micros, m.impressions, m.clicks, m.views, m.conversions]
+        };
+        let minus = |a: [i64; 5], b: [i64; 5]| -> Vec<i64> { a.iter().zip(b).map(|(x, y)| x - y).collect() };
+        let platform = |p: &str, date: &str, currency: &str, numbers: Vec<i64>| {
+            (vec![Some(p.into()), Some(date.into()), Some(currency.into())], numbers)
+        };
+        assert_eq!(big.platform, vec![
+            platform("google_ads", "2026-03-01", "EUR", sums(30).to_vec()),
+            platform("google_ads", "2026-03-02", "USD", sums(8).to_vec()),
+            platform("google_ads", "2026-03-03", "EUR", sums(32).to_vec()),
+            // c-1's day moved to EUR by 13 − 14; USD kept 14. c-5's first day: 42; both days of c-1 and c-5.
+            platform("meta", "2026-03-01", "EUR", minus(sums(13), sums(14))),
+            platform("meta", "2026-03-01", "USD", sums(14).iter().zip(sums(42)).map(|(a, b)| a + b).collect()),
+            platform("meta", "2026-03-02", "USD", sums(7).iter().zip(sums(41)).map(|(a, b)| a + b).collect()),
+        ]);
+        assert_eq!(big.campaigns, vec![
+            (
+                texts(&["c-1", "a1", "meta", "streams", "live", "USD", "2026-03-01", "2026-06-30", "lifetime", "issue",
+                        "conn-1", "act-1", "pc-1"]),
+                vec![900_000_000],
+            ),
+            (
+                texts(&["c-2", "a2", "google_ads", "streams", "live", "EUR", "2026-04-01", "", "daily", "", "", "", ""]),
+                vec![20_000_000],
+            ),
+            (
+                texts(&["c-5", "a5", "meta", "streams", "draft", "USD", "2026-03-01", "2026-06-30", "daily", "", "", "",
+                        ""]),
+                vec![20_000_000],
+            ),
+            (
+                texts(&["c-9", "a9", "google_ads", "streams", "draft", "GBP", "2026-05-01", "2026-05-31", "daily", "",
+                        "", "", ""]),
+                vec![20_000_000],
+            ),
+        ]);
+    }
+}
