@@ -50,6 +50,17 @@ pub struct Services<'a> {
     pub platforms: &'a Platforms,
 }
 
+impl<'a> Services<'a> {
+    /// The running service's log, vault and platform clients.
+    pub fn of(state: &'a crate::routes::AppState) -> Services<'a> {
+        Services {
+            log: &state.log,
+            vault: &state.vault,
+            platforms: &state.platforms,
+        }
+    }
+}
+
 /// Step names.
 pub const STEP_EVENT_LOG: &str = "event_log";
 pub const STEP_READ_MODELS: &str = "read_models";

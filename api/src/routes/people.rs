@@ -785,11 +785,7 @@ async fn mark_as_child(
         .map_err(account_error)?;
     // A child's data is deleted when learned (P27): marking the account opens an erase request
     // by itself, carried out at once (keys destroyed, tokens revoked, processors asked).
-    let services = crate::privacy::Services {
-        log: &ctx.state.log,
-        vault: &ctx.state.vault,
-        platforms: &ctx.state.platforms,
-    };
+    let services = crate::privacy::Services::of(&ctx.state);
     let request_id = crate::privacy::open_system_erasure(&services, &person, "child_account").await?;
     let request = crate::privacy::request_view(&ctx.state.log, &request_id).await?;
     let keys_destroyed = request["erasure_certificate"]["certificate"]["keys_destroyed"]

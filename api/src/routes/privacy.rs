@@ -51,11 +51,7 @@ struct ActionRequest {
 }
 
 fn services(ctx: &Ctx) -> Services<'_> {
-    Services {
-        log: &ctx.state.log,
-        vault: &ctx.state.vault,
-        platforms: &ctx.state.platforms,
-    }
+    Services::of(&ctx.state)
 }
 
 fn request_id(raw: &str) -> Result<String, ApiError> {
