@@ -30,7 +30,7 @@ use crate::routes::connections::connection_key;
 use crate::ApiError;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::account::{Account, AccountCommand, AccountEvent};
-use domain::connection::{Connection, ConnectionCommand, ConnectionDetails, ConnectionEvent, Platform};
+use domain::connection::{Connection, ConnectionCommand, ConnectionDetails, Platform};
 use domain::disclosure::{DataCategory, Processor, Purpose};
 use domain::privacy::{
     CertifiedStep, DataSubject, ErasureCertificate, Kept, Opener, PrivacyCommand, PrivacyError, PrivacyEvent,
@@ -149,15 +149,11 @@ async fn live_connections(log: &EventLog, person_id: &str) -> Result<Vec<(String
     let mut live = Vec::new();
     for platform in Platform::ALL {
         let id = platform.connection_id(person_id);
-        let mut details = None;
-        for stored in log.load(Connection::TYPE, &id).await? {
-            details = match stored.decode::<ConnectionEvent>().map_err(|_| ApiError::Internal)? {
-                ConnectionEvent::Connected { details, .. } => Some(details),
-                _ => None,
-            };
-        }
-        if let Some(details) = details {
-            live.push((id, details));
+        match crate::connection_tokens::live_details(log, &id).await {
+            Ok(details) => live.push((id, details)),
+            // Not connected (never, or ended).
+            Err(ApiError::Conflict(_)) => {}
+            Err(other) => return Err(other),
         }
     }
     Ok(live)
