@@ -184,6 +184,28 @@ impl Drop for TestDb {
     }
 }
 
+/// Rebuilds one projection from the whole feed in batches of `batch_size` (a new generation
+/// that takes over); returns how many batches it took.
+pub async fn rebuild_in_batches(
+    log: &EventLog,
+    projection: std::sync::Arc<dyn projections::Projection>,
+    batch_size: usize,
+) -> usize {
+    let name = projection.name();
+    let config = projections::EngineConfig {
+        batch_size,
+        ..projections::EngineConfig::default()
+    };
+    let engine = projections::Engine::new(log.clone(), vec![projection], config);
+    engine.prepare().await.expect("prepare the projection");
+    let mut batches = 0;
+    engine
+        .rebuild(name, |progress| batches += usize::from(progress.done > 0))
+        .await
+        .unwrap_or_else(|e| panic!("rebuild {name} in batches of {batch_size}: {e:?}"));
+    batches
+}
+
 /// Waits until `condition` holds, checking every 10 ms, for at most `timeout`. Returns
 /// whether it held; tests assert on that, so a timeout is a failure with a message.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> bool

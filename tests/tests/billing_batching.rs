@@ -10,7 +10,6 @@ use domain::spend::{Metrics, Reading, SpendEvent, SpendLedger};
 use domain::{Aggregate, DomainEvent};
 use eventlog::{dispatch, Db, EventLog, EventMetadata, NewEvent, Position};
 use projections::read_models::billing::Billing;
-use projections::{Engine, EngineConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,17 +131,7 @@ async fn campaign_rows(db: &Db) -> Vec<CampaignRow> {
 
 /// Rebuilds `billing` with batches of `batch_size`; returns the rows and how many batches it took.
 async fn rebuild(log: &EventLog, batch_size: usize) -> (Vec<ReadingRow>, Vec<CampaignRow>, usize) {
-    let config = EngineConfig {
-        batch_size,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(log.clone(), vec![Arc::new(Billing)], config);
-    engine.prepare().await.expect("prepare");
-    let mut batches = 0;
-    engine
-        .rebuild("billing", |progress| batches += usize::from(progress.done > 0))
-        .await
-        .unwrap_or_else(|e| panic!("rebuild billing in batches of {batch_size}: {e:?}"));
+    let batches = tests::rebuild_in_batches(log, Arc::new(Billing), batch_size).await;
     (reading_rows(log.db()).await, campaign_rows(log.db()).await, batches)
 }
 

@@ -13,7 +13,6 @@ use domain::spend::{Metrics, Reading, SpendEvent, SpendLedger};
 use domain::{Aggregate, DomainEvent};
 use eventlog::{dispatch, Db, EventLog, EventMetadata, NewEvent, Position};
 use projections::read_models::dashboards::Dashboards;
-use projections::{Engine, EngineConfig};
 use sqlx::Row as _;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -142,17 +141,7 @@ struct Tables {
 
 /// Rebuilds `dashboards` with batches of `batch_size`; returns its tables and the batches it took.
 async fn rebuild(log: &EventLog, batch_size: usize) -> (Tables, usize) {
-    let config = EngineConfig {
-        batch_size,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(log.clone(), vec![Arc::new(Dashboards)], config);
-    engine.prepare().await.expect("prepare");
-    let mut batches = 0;
-    engine
-        .rebuild("dashboards", |progress| batches += usize::from(progress.done > 0))
-        .await
-        .unwrap_or_else(|e| panic!("rebuild dashboards in batches of {batch_size}: {e:?}"));
+    let batches = tests::rebuild_in_batches(log, Arc::new(Dashboards), batch_size).await;
     let db = log.db();
     let tables = Tables {
         campaigns: rows(
