@@ -697,13 +697,14 @@ async fn revoke_platform(
     connection_id: &str,
     metadata: &EventMetadata,
 ) -> Result<StepOutcome, String> {
-    let live = live_connections(services.log, person)
-        .await
-        .map_err(|e| format!("the event log: {e}"))?;
-    let Some((_, details)) = live.into_iter().find(|(id, _)| id == connection_id) else {
-        return Ok(StepOutcome::NotApplicable {
-            reason: "the connection had ended already; its key was destroyed then".into(),
-        });
+    let details = match crate::connection_tokens::live_details(services.log, connection_id).await {
+        Ok(details) => details,
+        Err(ApiError::Conflict(_)) => {
+            return Ok(StepOutcome::NotApplicable {
+                reason: "the connection had ended already; its key was destroyed then".into(),
+            })
+        }
+        Err(error) => return Err(format!("the event log: {error}")),
     };
     let (processor, field, sealed) = match &details {
         ConnectionDetails::Meta { access_token, .. } => (Processor::Meta, "access_token", access_token),
