@@ -5,8 +5,10 @@
 
 use crate::age;
 use crate::sealed::Sealed;
+use crate::versions::{self, UpcastError};
 use crate::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Where the person signed up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +58,9 @@ pub enum AccountCommand {
 /// Events of an account.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AccountEvent {
-    /// Stored shape version 1. Holds no birth date: only the country whose minimum age is met.
+    /// Stored shape version 2. Holds no birth date: only the minimum age of the country that
+    /// the age gate checked, and that the person met it. Version 1 stored the minimum age
+    /// itself as `minimum_age_met` (a number that read as a yes/no); see `signed_up_v1_to_v2`.
     SignedUp {
         provider: AuthProvider,
         provider_subject: Sealed,
@@ -64,7 +68,11 @@ pub enum AccountEvent {
         email: Sealed,
         avatar_url: Option<Sealed>,
         country: String,
-        minimum_age_met: u8,
+        /// The minimum age of `country` the age gate checked (e.g. 13, or 16 in Germany).
+        minimum_age: u8,
+        /// Whether the person met it. Always true: an under-age sign-up is refused and records
+        /// nothing. Stored so that the event says what was checked and how the check ended.
+        minimum_age_met: bool,
     },
     ProfileRectified {
         name: Option<Sealed>,
@@ -79,6 +87,14 @@ pub enum AccountEvent {
 }
 
 impl DomainEvent for AccountEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[
+        // 2: `minimum_age` (the number) and `minimum_age_met` (a boolean).
+        ("SignedUp", 2),
+        ("ProfileRectified", 1),
+        ("AccountMarkedAsChild", 1),
+        ("AccountClosed", 1),
+    ];
+
     fn event_type(&self) -> String {
         match self {
             AccountEvent::SignedUp { .. } => "SignedUp",
@@ -89,9 +105,34 @@ impl DomainEvent for AccountEvent {
         .to_string()
     }
 
-    fn event_version(&self) -> String {
-        "1".to_string()
+    fn upcast_step(event_type: &str, from: u32, payload: Value) -> Result<Value, UpcastError> {
+        match (event_type, from) {
+            ("SignedUp", 1) => signed_up_v1_to_v2(payload),
+            _ => Err(versions::missing_upcaster(event_type, from)),
+        }
     }
+}
+
+/// `SignedUp` version 1 → 2. Version 1 stored the country's minimum age as `minimum_age_met`
+/// (`13`); version 2 stores it as `minimum_age` and `minimum_age_met: true`. True is what a
+/// version 1 event means: sign-up refused anyone under the minimum age then too, so every
+/// stored `SignedUp` is of a person who met it.
+fn signed_up_v1_to_v2(mut payload: Value) -> Result<Value, UpcastError> {
+    let shape = |expected| UpcastError::UnexpectedShape {
+        event_type: "SignedUp".into(),
+        from: 1,
+        expected,
+    };
+    let fields =
+        versions::variant_fields(&mut payload, "SignedUp").ok_or_else(|| shape("an object under `SignedUp`"))?;
+    let minimum_age = fields
+        .remove("minimum_age_met")
+        .and_then(|v| v.as_u64())
+        .filter(|age| *age <= u64::from(u8::MAX))
+        .ok_or_else(|| shape("`minimum_age_met`, the country's minimum age as a whole number from 0 to 255"))?;
+    fields.insert("minimum_age".into(), Value::from(minimum_age));
+    fields.insert("minimum_age_met".into(), Value::Bool(true));
+    Ok(payload)
 }
 
 /// Why an account command was refused.
@@ -136,6 +177,12 @@ impl Account {
         Ok(())
     }
 
+    /// Whether the person may have their data processed under this account: signed up (past
+    /// the age gate), neither closed nor a child's; otherwise the reason.
+    pub fn check_usable(&self) -> Result<(), AccountError> {
+        self.usable()
+    }
+
     /// Whether the account was closed.
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -173,7 +220,8 @@ impl Aggregate for Account {
                     email,
                     avatar_url,
                     country: country.to_ascii_uppercase(),
-                    minimum_age_met: minimum,
+                    minimum_age: minimum,
+                    minimum_age_met: true,
                 }])
             }
             AccountCommand::Rectify {
@@ -224,6 +272,7 @@ impl Aggregate for Account {
 mod tests {
     use super::*;
     use crate::testing::given;
+    use serde_json::json;
 
     fn sealed(tag: &str) -> Sealed {
         Sealed(serde_json::json!({ "ct": tag }))
@@ -249,7 +298,8 @@ mod tests {
             email: sealed("email"),
             avatar_url: None,
             country: country.into(),
-            minimum_age_met: minimum,
+            minimum_age: minimum,
+            minimum_age_met: true,
         }
     }
 
@@ -371,6 +421,75 @@ mod tests {
             .then_expect_events(vec![AccountEvent::AccountMarkedAsChild {
                 report: ChildReport::ParentOrGuardian,
             }]);
+    }
+
+    /// The JSON version 1 stored, from its golden fixture.
+    fn signed_up_v1() -> Value {
+        serde_json::from_str(include_str!("../../tests/fixtures/events/account/SignedUp.v1.json")).unwrap()
+    }
+
+    #[test]
+    fn sign_up_is_stored_as_version_two_and_the_other_account_events_as_version_one() {
+        assert_eq!(signed_up("PK", 13).event_version(), "2");
+        assert_eq!(AccountEvent::AccountClosed {}.event_version(), "1");
+        let stored = serde_json::to_value(signed_up("DE", 16)).unwrap();
+        assert_eq!(stored["SignedUp"]["minimum_age"], 16);
+        assert_eq!(stored["SignedUp"]["minimum_age_met"], true);
+    }
+
+    #[test]
+    fn a_version_one_sign_up_upcasts_to_the_minimum_age_and_that_it_was_met() {
+        let v1 = signed_up_v1();
+        assert_eq!(v1["SignedUp"]["minimum_age_met"], 13, "the fixture is version 1");
+        let mut expected = v1.clone();
+        let fields = expected["SignedUp"].as_object_mut().unwrap();
+        fields.insert("minimum_age".into(), 13.into());
+        fields.insert("minimum_age_met".into(), true.into());
+        assert_eq!(
+            versions::upcast::<AccountEvent>("SignedUp", "1", v1.clone()),
+            Ok(expected)
+        );
+
+        match versions::decode::<AccountEvent>("SignedUp", "1", &v1).unwrap() {
+            AccountEvent::SignedUp {
+                country,
+                minimum_age,
+                minimum_age_met,
+                ..
+            } => assert_eq!((country.as_str(), minimum_age, minimum_age_met), ("PK", 13, true)),
+            other => panic!("a sign-up decodes as one: {other:?}"),
+        }
+        // Stored as version 1, it folds like a sign-up of today.
+        let mut account = Account::default();
+        account.apply(versions::decode::<AccountEvent>("SignedUp", "1", &v1).unwrap());
+        assert_eq!(
+            account.handle(AccountCommand::Close),
+            Ok(vec![AccountEvent::AccountClosed {}])
+        );
+    }
+
+    #[test]
+    fn a_version_one_sign_up_without_its_minimum_age_is_refused_not_guessed() {
+        for bad in [json!(true), json!(-1), json!(300), json!("13"), Value::Null] {
+            let mut v1 = signed_up_v1();
+            v1["SignedUp"]["minimum_age_met"] = bad.clone();
+            assert!(
+                matches!(
+                    versions::decode::<AccountEvent>("SignedUp", "1", &v1),
+                    Err(versions::DecodeError::Version(UpcastError::UnexpectedShape {
+                        from: 1,
+                        ..
+                    }))
+                ),
+                "{bad}"
+            );
+        }
+        let mut v1 = signed_up_v1();
+        v1["SignedUp"].as_object_mut().unwrap().remove("minimum_age_met");
+        assert!(versions::decode::<AccountEvent>("SignedUp", "1", &v1).is_err());
+        // A version 2 payload labelled version 1 is not taken for one.
+        let v2 = serde_json::to_value(signed_up("PK", 13)).unwrap();
+        assert!(versions::decode::<AccountEvent>("SignedUp", "1", &v2).is_err());
     }
 
     #[test]

@@ -126,6 +126,16 @@ pub enum ArtistEvent {
 }
 
 impl DomainEvent for ArtistEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[
+        ("ArtistCreated", 1),
+        ("MemberInvited", 1),
+        ("InvitationEmailSent", 1),
+        ("InvitationAccepted", 1),
+        ("InvitationRevoked", 1),
+        ("InvitationExpired", 1),
+        ("MemberRemoved", 1),
+    ];
+
     fn event_type(&self) -> String {
         match self {
             ArtistEvent::ArtistCreated { .. } => "ArtistCreated",
@@ -137,10 +147,6 @@ impl DomainEvent for ArtistEvent {
             ArtistEvent::MemberRemoved { .. } => "MemberRemoved",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 

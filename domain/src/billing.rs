@@ -118,6 +118,17 @@ pub enum BillingEvent {
 }
 
 impl DomainEvent for BillingEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[
+        ("BillingAccountOpened", 1),
+        ("PlanChanged", 1),
+        ("ArtistAttached", 1),
+        ("PaymentMethodRecorded", 1),
+        ("StripeFactRecorded", 1),
+        ("SubscriptionPastDue", 1),
+        ("SubscriptionReactivated", 1),
+        ("SubscriptionCanceled", 1),
+    ];
+
     fn event_type(&self) -> String {
         match self {
             BillingEvent::BillingAccountOpened { .. } => "BillingAccountOpened",
@@ -130,10 +141,6 @@ impl DomainEvent for BillingEvent {
             BillingEvent::SubscriptionCanceled { .. } => "SubscriptionCanceled",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 
@@ -148,6 +155,8 @@ pub enum BillingError {
     InvalidCustomer,
     #[error("the plan's amounts must not be negative and its fee is 0 to 10,000 basis points")]
     InvalidPlan,
+    #[error("the plan's amounts must be at most {max} micros", max = crate::money::MAX_MICROS)]
+    PlanTooLarge,
     #[error("the currency must be an ISO 4217 code such as USD")]
     InvalidCurrency,
     #[error("the time zone must be an IANA name such as Asia/Karachi")]
@@ -198,6 +207,9 @@ fn is_currency(code: &str) -> bool {
 fn check_plan(plan: &Plan) -> Result<(), BillingError> {
     if plan.monthly_fee_micros < 0 || plan.included_spend_micros < 0 || !(0..=10_000).contains(&plan.fee_basis_points) {
         return Err(BillingError::InvalidPlan);
+    }
+    if plan.monthly_fee_micros > crate::money::MAX_MICROS || plan.included_spend_micros > crate::money::MAX_MICROS {
+        return Err(BillingError::PlanTooLarge);
     }
     if !is_currency(&plan.currency) {
         return Err(BillingError::InvalidCurrency);
@@ -353,7 +365,7 @@ impl Aggregate for BillingAccount {
 /// The fee on `spend_micros` under `plan`: beyond the included spend, at the plan's basis
 /// points, in integer micros rounded half up.
 pub fn fee_micros(spend_micros: i64, plan: &Plan) -> i64 {
-    let billable = i128::from((spend_micros - plan.included_spend_micros).max(0));
+    let billable = (i128::from(spend_micros) - i128::from(plan.included_spend_micros)).max(0);
     let fee = (billable * i128::from(plan.fee_basis_points) + 5_000) / 10_000;
     i64::try_from(fee).unwrap_or(i64::MAX)
 }
@@ -425,14 +437,19 @@ impl Statement {
         foreign_spend: Vec<ForeignSpend>,
     ) -> Statement {
         let fee = fee_micros(spend_micros, plan);
-        let total = fee + adjustments.iter().map(|a| a.fee_delta_micros).sum::<i64>() + carried_in_micros;
+        // Saturating: the maxima of `money` keep real totals far from the bounds of i64.
+        let total = crate::money::saturating_sum(
+            [fee, carried_in_micros]
+                .into_iter()
+                .chain(adjustments.iter().map(|a| a.fee_delta_micros)),
+        );
         let reported = micros_to_minor(total.max(0), &plan.currency);
         Statement {
             period: period.to_string(),
             currency: plan.currency.clone(),
             plan: plan.clone(),
             spend_micros,
-            billable_micros: (spend_micros - plan.included_spend_micros).max(0),
+            billable_micros: spend_micros.saturating_sub(plan.included_spend_micros).max(0),
             fee_micros: fee,
             adjustments,
             carried_in_micros,
@@ -462,16 +479,14 @@ pub enum PeriodEvent {
 }
 
 impl DomainEvent for PeriodEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[("PeriodClosed", 1), ("UsageReported", 1)];
+
     fn event_type(&self) -> String {
         match self {
             PeriodEvent::PeriodClosed(_) => "PeriodClosed",
             PeriodEvent::UsageReported { .. } => "UsageReported",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 

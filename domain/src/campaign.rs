@@ -178,6 +178,22 @@ pub enum CampaignEvent {
 }
 
 impl DomainEvent for CampaignEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[
+        ("CampaignDrafted", 1),
+        ("BudgetChanged", 1),
+        ("ScheduleChanged", 1),
+        ("CampaignLaunched", 1),
+        ("CampaignPaused", 1),
+        ("CampaignResumed", 1),
+        ("CampaignEnded", 1),
+        ("CampaignArchived", 1),
+        ("PlatformStatusReported", 1),
+        ("AiCreativeAdded", 1),
+        ("PlatformCampaignLinked", 1),
+        ("CampaignSubscriptionPaused", 1),
+        ("CampaignSubscriptionResumed", 1),
+    ];
+
     fn event_type(&self) -> String {
         match self {
             CampaignEvent::CampaignDrafted(_) => "CampaignDrafted",
@@ -196,10 +212,6 @@ impl DomainEvent for CampaignEvent {
         }
         .to_string()
     }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
-    }
 }
 
 /// Why a campaign command was refused.
@@ -211,6 +223,8 @@ pub enum CampaignError {
     NoCampaign,
     #[error("a budget must be more than zero")]
     InvalidBudget,
+    #[error("a budget must be at most {max} micros", max = crate::money::MAX_MICROS)]
+    BudgetTooLarge,
     #[error("the currency must be an ISO 4217 code such as USD")]
     InvalidCurrency,
     #[error("the schedule ends before it starts")]
@@ -270,6 +284,9 @@ impl Campaign {
 fn check_budget(budget: &Budget) -> Result<(), CampaignError> {
     if budget.amount() <= 0 {
         return Err(CampaignError::InvalidBudget);
+    }
+    if budget.amount() > crate::money::MAX_MICROS {
+        return Err(CampaignError::BudgetTooLarge);
     }
     Ok(())
 }
@@ -488,6 +505,13 @@ mod tests {
         given::<Campaign>(vec![])
             .when(C::Draft(bad))
             .then_expect_error_message("a budget must be more than zero");
+        let mut bad = draft();
+        bad.budget = Budget::Daily {
+            amount_micros: i64::MAX,
+        };
+        given::<Campaign>(vec![])
+            .when(C::Draft(bad))
+            .then_expect_error_message("a budget must be at most 1000000000000000 micros");
         let mut bad = draft();
         bad.schedule.end = Some("2026-02-01".parse().unwrap());
         given::<Campaign>(vec![])

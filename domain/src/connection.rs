@@ -132,6 +132,9 @@ pub enum ConnectionEvent {
 }
 
 impl DomainEvent for ConnectionEvent {
+    const VERSIONS: &'static [(&'static str, u32)] =
+        &[("Connected", 1), ("Disconnected", 1), ("ConnectionInvalidated", 1)];
+
     fn event_type(&self) -> String {
         match self {
             ConnectionEvent::Connected { .. } => "Connected",
@@ -139,10 +142,6 @@ impl DomainEvent for ConnectionEvent {
             ConnectionEvent::ConnectionInvalidated { .. } => "ConnectionInvalidated",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 

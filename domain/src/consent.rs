@@ -185,6 +185,13 @@ pub enum ConsentEvent {
 }
 
 impl DomainEvent for ConsentEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[
+        ("ConsentGranted", 1),
+        ("ConsentWithdrawn", 1),
+        ("PolicyAccepted", 1),
+        ("AttributionIdsRecorded", 1),
+    ];
+
     fn event_type(&self) -> String {
         match self {
             ConsentEvent::ConsentGranted(_) => "ConsentGranted",
@@ -193,10 +200,6 @@ impl DomainEvent for ConsentEvent {
             ConsentEvent::AttributionIdsRecorded { .. } => "AttributionIdsRecorded",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 

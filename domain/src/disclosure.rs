@@ -102,15 +102,13 @@ pub enum DisclosureEvent {
 }
 
 impl DomainEvent for DisclosureEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[("DisclosureRecorded", 1)];
+
     fn event_type(&self) -> String {
         match self {
             DisclosureEvent::DisclosureRecorded { .. } => "DisclosureRecorded",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 

@@ -17,8 +17,11 @@
 //! - [`privacy`]: data-subject requests, restriction of processing, erasure certificates (P22, P27, P29, P30).
 //! - [`disclosure`]: the disclosure log, one event per outbound sharing of personal data (P17).
 //! - [`retention`]: one record per day of what the retention job did under each rule (P24, P25).
+//! - [`money`]: the maxima of money and count fields, and sums that cannot overflow.
 //! - [`sealed`]: personal fields as the vault sealed them; the domain never sees plaintext.
 //! - [`testing`]: the given/when/then harness that every business rule is tested with.
+//! - [`versions`]: each event type's current version and the upcasters that bring an older
+//!   stored payload to it; [`versions::decode`] is how a stored payload becomes an event.
 //!
 //! Why not `cqrs_es::Aggregate` directly: cqrs-es 0.5.0 depends on tokio (its `EventSink`
 //! holds a `tokio::sync::Mutex`), which would break the rule that this crate pulls in no
@@ -36,11 +39,13 @@ pub mod card_number;
 pub mod connection;
 pub mod consent;
 pub mod disclosure;
+pub mod money;
 pub mod policy;
 pub mod privacy;
 pub mod retention;
 pub mod sealed;
 pub mod spend;
 pub mod testing;
+pub mod versions;
 
 pub use aggregate::{Aggregate, DomainEvent};

@@ -50,14 +50,12 @@ pub enum PolicyEvent {
 }
 
 impl DomainEvent for PolicyEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[("PolicyVersionPublished", 1)];
+
     fn event_type(&self) -> String {
         match self {
             PolicyEvent::PolicyVersionPublished(_) => "PolicyVersionPublished".to_string(),
         }
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 

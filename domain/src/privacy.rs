@@ -220,6 +220,20 @@ pub enum PrivacyEvent {
 }
 
 impl DomainEvent for PrivacyEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[
+        ("PrivacyRequestOpened", 1),
+        ("IdentityVerified", 1),
+        ("DeadlineExtended", 1),
+        ("PrivacyRequestDenied", 1),
+        ("PrivacyRequestPaused", 1),
+        ("PrivacyRequestResumed", 1),
+        ("PrivacyStepStarted", 1),
+        ("PrivacyStepCompleted", 1),
+        ("PrivacyStepFailed", 1),
+        ("PrivacyRequestCompleted", 1),
+        ("ErasureCertificateIssued", 1),
+    ];
+
     fn event_type(&self) -> String {
         match self {
             PrivacyEvent::RequestOpened { .. } => "PrivacyRequestOpened",
@@ -235,10 +249,6 @@ impl DomainEvent for PrivacyEvent {
             PrivacyEvent::ErasureCertificateIssued { .. } => "ErasureCertificateIssued",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 
@@ -658,6 +668,12 @@ pub enum SubjectEvent {
 }
 
 impl DomainEvent for SubjectEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[
+        ("ProcessingRestricted", 1),
+        ("RestrictionLifted", 1),
+        ("PersonErased", 1),
+    ];
+
     fn event_type(&self) -> String {
         match self {
             SubjectEvent::ProcessingRestricted { .. } => "ProcessingRestricted",
@@ -665,10 +681,6 @@ impl DomainEvent for SubjectEvent {
             SubjectEvent::PersonErased { .. } => "PersonErased",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 

@@ -36,15 +36,13 @@ pub enum RetentionEvent {
 }
 
 impl DomainEvent for RetentionEvent {
+    const VERSIONS: &'static [(&'static str, u32)] = &[("RetentionApplied", 1)];
+
     fn event_type(&self) -> String {
         match self {
             RetentionEvent::RetentionApplied { .. } => "RetentionApplied",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 

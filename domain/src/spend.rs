@@ -1,6 +1,7 @@
 //! Spend ledgers (P1, P11): one per campaign, platform and day. A reading is that day's full
-//! metrics as the platform reports them. The same reading again records nothing; a changed one
-//! is a restatement carrying old and new values (platforms revise past days: Meta for about 28
+//! metrics as the platform reports them. The same reading again records nothing (or, fetched
+//! later, only that a later view confirmed the figures); a changed one is a restatement carrying
+//! old and new values (platforms revise past days: Meta for about 28
 //! days, Google Ads conversions for about 14); an impossible one is refused with its reason.
 
 use crate::{Aggregate, DomainEvent};
@@ -54,20 +55,30 @@ pub enum SpendCommand {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SpendEvent {
     SpendRecorded(Reading),
-    SpendRestated { old: Metrics, new: Reading },
+    SpendRestated {
+        old: Metrics,
+        new: Reading,
+    },
+    /// A later view of the day with the same figures: no figure changes, but the day's latest
+    /// `fetched_at` moves on, so an older view arriving afterwards is stale.
+    SpendConfirmed {
+        date: NaiveDate,
+        fetched_at: DateTime<Utc>,
+        source: String,
+    },
 }
 
 impl DomainEvent for SpendEvent {
+    const VERSIONS: &'static [(&'static str, u32)] =
+        &[("SpendRecorded", 1), ("SpendRestated", 1), ("SpendConfirmed", 1)];
+
     fn event_type(&self) -> String {
         match self {
             SpendEvent::SpendRecorded(_) => "SpendRecorded",
             SpendEvent::SpendRestated { .. } => "SpendRestated",
+            SpendEvent::SpendConfirmed { .. } => "SpendConfirmed",
         }
         .to_string()
-    }
-
-    fn event_version(&self) -> String {
-        "1".to_string()
     }
 }
 
@@ -76,6 +87,8 @@ impl DomainEvent for SpendEvent {
 pub enum SpendError {
     #[error("{0} is negative")]
     Negative(&'static str),
+    #[error("{field} is above its maximum of {max}")]
+    TooLarge { field: &'static str, max: i64 },
     #[error("the currency {got} is not the campaign's currency {expected}")]
     WrongCurrency { got: String, expected: String },
     #[error("{date} is outside the campaign's life ({start} to {end}, with a day of slack either side)")]
@@ -86,13 +99,21 @@ pub enum SpendError {
     },
     #[error("the reading is for {got}, but this ledger is for {expected}")]
     WrongDay { got: NaiveDate, expected: NaiveDate },
+    /// Fetched before the reading the ledger holds: the platform's older view of the day. It is
+    /// not recorded and changes nothing (the ledger keeps the latest `fetched_at`).
+    #[error("stale: fetched at {fetched_at}, before the reading held, fetched at {latest}")]
+    Stale {
+        fetched_at: DateTime<Utc>,
+        latest: DateTime<Utc>,
+    },
 }
 
-/// The state of one ledger: its day and its latest metrics.
+/// The state of one ledger: its day, its latest metrics and when they were fetched.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SpendLedger {
     day: Option<NaiveDate>,
     latest: Option<Metrics>,
+    fetched_at: Option<DateTime<Utc>>,
 }
 
 impl SpendLedger {
@@ -119,6 +140,14 @@ fn validate(reading: &Reading, campaign: &CampaignFacts) -> Result<(), SpendErro
     ] {
         if value < 0 {
             return Err(SpendError::Negative(name));
+        }
+        let max = if name == "spend_micros" {
+            crate::money::MAX_MICROS
+        } else {
+            crate::money::MAX_COUNT
+        };
+        if value > max {
+            return Err(SpendError::TooLarge { field: name, max });
         }
     }
     if m.currency != campaign.currency {
@@ -157,10 +186,30 @@ impl Aggregate for SpendLedger {
             }
         }
         validate(&reading, &campaign)?;
+        // An older view of the day never replaces a newer one, whatever order they arrive in.
+        if let Some(latest) = self.fetched_at {
+            if reading.fetched_at < latest {
+                return Err(SpendError::Stale {
+                    fetched_at: reading.fetched_at,
+                    latest,
+                });
+            }
+        }
         match &self.latest {
             None => Ok(vec![SpendEvent::SpendRecorded(reading)]),
-            // The same figures again (whenever fetched) are a repeat: nothing to record.
-            Some(latest) if *latest == reading.metrics => Ok(vec![]),
+            // The same figures again: fetched later, only the later view is recorded (so an older
+            // view arriving afterwards is stale); fetched at the same instant, nothing at all.
+            Some(latest) if *latest == reading.metrics => {
+                if self.fetched_at.is_some_and(|held| reading.fetched_at > held) {
+                    Ok(vec![SpendEvent::SpendConfirmed {
+                        date: reading.date,
+                        fetched_at: reading.fetched_at,
+                        source: reading.source,
+                    }])
+                } else {
+                    Ok(vec![])
+                }
+            }
             Some(latest) => Ok(vec![SpendEvent::SpendRestated {
                 old: latest.clone(),
                 new: reading,
@@ -173,6 +222,14 @@ impl Aggregate for SpendLedger {
             SpendEvent::SpendRecorded(reading) | SpendEvent::SpendRestated { new: reading, .. } => {
                 self.day = Some(reading.date);
                 self.latest = Some(reading.metrics);
+                self.fetched_at = Some(
+                    self.fetched_at
+                        .map_or(reading.fetched_at, |f| f.max(reading.fetched_at)),
+                );
+            }
+            SpendEvent::SpendConfirmed { date, fetched_at, .. } => {
+                self.day = Some(date);
+                self.fetched_at = Some(self.fetched_at.map_or(fetched_at, |f| f.max(fetched_at)));
             }
         }
     }
@@ -236,12 +293,36 @@ mod tests {
     }
 
     #[test]
-    fn the_same_reading_again_records_nothing_even_when_fetched_later() {
+    fn the_same_reading_again_records_nothing() {
+        given::<SpendLedger>(vec![SpendEvent::SpendRecorded(reading("2026-03-05", 12_500_000))])
+            .when(record(reading("2026-03-05", 12_500_000)))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn the_same_figures_fetched_later_confirm_the_day_and_make_an_older_view_stale() {
         let mut later = reading("2026-03-05", 12_500_000);
         later.fetched_at = "2026-03-11T06:00:00Z".parse().unwrap();
+        let confirmed = SpendEvent::SpendConfirmed {
+            date: day("2026-03-05"),
+            fetched_at: later.fetched_at,
+            source: "meta_insights".into(),
+        };
         given::<SpendLedger>(vec![SpendEvent::SpendRecorded(reading("2026-03-05", 12_500_000))])
             .when(record(later))
-            .then_expect_events(vec![]);
+            .then_expect_events(vec![confirmed.clone()]);
+        // Found by the seeded simulation: a view fetched between the two, with other figures,
+        // arriving after the confirmation, must not replace the day.
+        let mut between = reading("2026-03-05", 13_000_000);
+        between.fetched_at = "2026-03-10T18:00:00Z".parse().unwrap();
+        given::<SpendLedger>(vec![
+            SpendEvent::SpendRecorded(reading("2026-03-05", 12_500_000)),
+            confirmed,
+        ])
+        .when(record(between))
+        .then_expect_error_message(
+            "stale: fetched at 2026-03-10 18:00:00 UTC, before the reading held, fetched at 2026-03-11 06:00:00 UTC",
+        );
     }
 
     #[test]
@@ -255,12 +336,52 @@ mod tests {
     }
 
     #[test]
+    fn an_older_reading_is_stale_and_changes_nothing() {
+        let mut newer = reading("2026-03-05", 13_000_000);
+        newer.fetched_at = "2026-03-20T06:00:00Z".parse().unwrap();
+        let mut older = reading("2026-03-05", 12_500_000);
+        older.fetched_at = "2026-03-06T06:00:00Z".parse().unwrap();
+        given::<SpendLedger>(vec![SpendEvent::SpendRecorded(newer.clone())])
+            .when(record(older.clone()))
+            .then_expect_error_message(
+                "stale: fetched at 2026-03-06 06:00:00 UTC, before the reading held, fetched at 2026-03-20 06:00:00 UTC",
+            );
+        // A restatement fetched later still replaces the day.
+        let mut later = reading("2026-03-05", 14_000_000);
+        later.fetched_at = "2026-03-21T06:00:00Z".parse().unwrap();
+        given::<SpendLedger>(vec![SpendEvent::SpendRecorded(newer.clone())])
+            .when(record(later.clone()))
+            .then_expect_events(vec![SpendEvent::SpendRestated {
+                old: newer.metrics.clone(),
+                new: later,
+            }]);
+    }
+
+    #[test]
     fn negative_figures_are_refused_with_the_field_named() {
         let mut bad = reading("2026-03-05", 1);
         bad.metrics.clicks = -1;
         given::<SpendLedger>(vec![])
             .when(record(bad))
             .then_expect_error_message("clicks is negative");
+    }
+
+    #[test]
+    fn figures_above_their_maximum_are_refused_with_the_field_named() {
+        given::<SpendLedger>(vec![])
+            .when(record(reading("2026-03-05", crate::money::MAX_MICROS)))
+            .then_expect_events(vec![SpendEvent::SpendRecorded(reading(
+                "2026-03-05",
+                crate::money::MAX_MICROS,
+            ))]);
+        given::<SpendLedger>(vec![])
+            .when(record(reading("2026-03-05", crate::money::MAX_MICROS + 1)))
+            .then_expect_error_message("spend_micros is above its maximum of 1000000000000000");
+        let mut bad = reading("2026-03-05", 1);
+        bad.metrics.impressions = i64::MAX;
+        given::<SpendLedger>(vec![])
+            .when(record(bad))
+            .then_expect_error_message("impressions is above its maximum of 1000000000000");
     }
 
     #[test]
