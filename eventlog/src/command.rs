@@ -1,12 +1,28 @@
 //! Command execution: load an aggregate, let it decide, append its events; on a conflicting
 //! append (another command got there first), reload and decide again, a bounded number of times.
+//!
+//! Commands on one aggregate take turns inside a process ([`crate::locks::AggregateLocks`], a keyed async
+//! mutex held from the load to the append, `crate::locks`), so they never conflict with each other; a conflict
+//! with another process is retried after a random (jittered, doubling) pause. A command that
+//! waits longer than [`COMMAND_WAIT`] for its turn, or loses every retry, is a
+//! [`LogError::Conflict`] (answered 409 with `Retry-After`).
 
 use crate::{EventLog, EventMetadata, LogError, NewEvent, Position, StreamAppend};
 use domain::Aggregate;
+use std::time::Duration;
 use uuid::Uuid;
 
-/// How many times a command is decided again after losing a race with another command.
-pub const CONFLICT_RETRIES: usize = 5;
+/// How many times a command is decided again after losing a race with another process.
+pub const CONFLICT_RETRIES: usize = 8;
+
+/// How long a command waits for its turn on an aggregate inside this process.
+pub const COMMAND_WAIT: Duration = Duration::from_secs(10);
+
+/// The pause before retry `attempt` (1, 2, …) after a conflict: random, up to 5 ms × 2^attempt.
+fn backoff(attempt: usize) -> Duration {
+    let ceiling = 5u64 << attempt.min(8);
+    Duration::from_millis(rand::random_range(1..=ceiling))
+}
 
 /// What an accepted command did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +73,7 @@ impl EventLog {
         A: Aggregate,
         A::Command: Clone,
     {
+        let _turn = self.locks().lock(A::TYPE, aggregate_id, COMMAND_WAIT).await?;
         let mut attempt = 0;
         loop {
             let (aggregate, sequence, chain_hash) = self.load_aggregate::<A>(aggregate_id).await?;
@@ -84,6 +101,7 @@ impl EventLog {
                 Err(LogError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     tracing::debug!(aggregate_type = A::TYPE, attempt, "append conflict, deciding again");
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(error) => return Err(error.into()),
             }

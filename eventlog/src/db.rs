@@ -95,6 +95,43 @@ impl Db {
         }
     }
 
+    /// A pool of at most one connection to `url`, opened lazily, for readiness probes: it
+    /// never competes with the pools commands and projection workers use, and a probe fails
+    /// within `timeout` when the database is down ([`Db::probe`]).
+    pub fn connect_probe(url: &str, timeout: Duration) -> Result<Db, LogError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?.application_name("dynamoi-probe");
+            Ok(Db::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .acquire_timeout(timeout)
+                    .connect_lazy_with(options),
+            ))
+        } else if let Some(path) = url.strip_prefix("sqlite:") {
+            let options = SqliteConnectOptions::new()
+                .filename(path.trim_start_matches("//"))
+                .busy_timeout(timeout);
+            Ok(Db::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .acquire_timeout(timeout)
+                    .connect_lazy_with(options),
+            ))
+        } else {
+            Err(LogError::UnsupportedUrl)
+        }
+    }
+
+    /// One round trip (`SELECT 1`), failing after `timeout` (a down or unreachable database).
+    pub async fn probe(&self, timeout: Duration) -> Result<(), LogError> {
+        match tokio::time::timeout(timeout, self.ping()).await {
+            Ok(result) => result,
+            Err(_) => Err(LogError::Database(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
     /// The dialect of this database.
     pub fn dialect(&self) -> Dialect {
         match self {

@@ -2,6 +2,7 @@
 
 use crate::Position;
 use chrono::{DateTime, Utc};
+use domain::versions::DecodeError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,11 +39,14 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// Serialises a domain event.
+    /// Serialises a domain event under its type's current version. An event whose type is
+    /// missing from its enum's `VERSIONS` is refused, so nothing is stored under no version.
     pub fn from_domain<E: domain::DomainEvent>(event: &E) -> Result<NewEvent, serde_json::Error> {
+        let (event_type, version) =
+            domain::versions::stored_as(event).map_err(<serde_json::Error as serde::ser::Error>::custom)?;
         Ok(NewEvent {
-            event_type: event.event_type(),
-            event_version: event.event_version(),
+            event_type,
+            event_version: version.to_string(),
             payload: serde_json::to_value(event)?,
         })
     }
@@ -76,6 +80,18 @@ pub struct StoredEvent {
     pub chain_hash: Option<String>,
 }
 
+/// One stored event with the texts its chain hash covers, exactly as stored (see `chain`).
+pub(crate) struct ChainRow {
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub event_id: String,
+    pub recorded_at: DateTime<Utc>,
+    pub payload: String,
+    pub metadata: String,
+    pub chain_hash: Option<String>,
+}
+
 /// An event ready for the INSERT: serialised, numbered, identified and chained.
 pub(crate) struct PreparedEvent {
     pub aggregate_type: String,
@@ -89,8 +105,11 @@ pub(crate) struct PreparedEvent {
 }
 
 impl StoredEvent {
-    /// Decodes the payload as a domain event.
-    pub fn decode<E: domain::DomainEvent>(&self) -> Result<E, serde_json::Error> {
-        E::deserialize(&self.payload)
+    /// Decodes the payload as a domain event of `E`, the event enum of this row's aggregate
+    /// type: by the row's event type and version, through `E`'s upcasters when the row is
+    /// older than the code (`domain::versions::decode`). An unknown type, a version newer than
+    /// the code or a payload of the wrong shape is a [`DecodeError`].
+    pub fn decode<E: domain::DomainEvent>(&self) -> Result<E, DecodeError> {
+        domain::versions::decode::<E>(&self.event_type, &self.event_version, &self.payload)
     }
 }

@@ -10,6 +10,13 @@
 //!   `(transaction_id, global_position)` order and never past `pg_snapshot_xmin`, so an event
 //!   whose transaction is still open can never be skipped by a reader.
 //!
+//! - **KurrentDB** ([`kurrent`], selected by `DYNAMOI_EVENT_STORE_URL=kurrentdb://…`): one
+//!   KurrentDB stream per aggregate, the feed is `$all` filtered to dynamoi's namespace, a
+//!   [`Position`] is KurrentDB's (commit, prepare). The SQL [`Db`] still holds read models,
+//!   checkpoints, the vault, idempotency records, workflow items and job claims. A
+//!   multi-stream append is one KurrentDB append per stream (see
+//!   [`EventLog::append_streams`]).
+//!
 //! Invariants each backend keeps:
 //! - a command's events are written by one statement in one commit;
 //! - a concurrent append to the same aggregate is a typed [`LogError::Conflict`];
@@ -18,11 +25,16 @@
 //!
 //! Every stream is a hash chain ([`chain`]): an edited event is detected by `verify_stream`.
 //!
+//! Rows are decoded only through [`StoredEvent::decode`], which goes by the row's event type and
+//! version through the domain's upcasters (`domain::versions`): an old stored shape is brought to
+//! the current one before the domain sees it; an unknown type or a newer version is a
+//! [`DecodeError`].
+//!
 //! Layout: [`db`] (pools, migrations, dialect dispatch), [`event`] (event and metadata types),
 //! [`position`], `postgres`/`sqlite` (the SQL of each backend), [`log`] (the [`EventLog`]),
-//! [`command`] (load, decide, append with retry on conflict), [`idempotency`] (Idempotency-Key
+//! [`command`] (load, decide, append with retry on conflict), [`locks`] (per-aggregate turns), [`idempotency`] (Idempotency-Key
 //! records of command endpoints), [`outbox`] (outbox checkpoints), [`scheduled`] (one run per job
-//! and day across instances).
+//! and day across instances, under a lease), [`workflow`] (the work items of durable workflows).
 
 pub mod chain;
 pub mod command;
@@ -30,16 +42,21 @@ pub mod db;
 pub mod error;
 pub mod event;
 pub mod idempotency;
+pub mod kurrent;
+pub mod locks;
 pub mod log;
 pub mod outbox;
 pub mod position;
 mod postgres;
 pub mod scheduled;
 mod sqlite;
+pub mod workflow;
 
 pub use command::{CommandError, CommandOutcome};
 pub use db::{Db, Dialect};
+pub use domain::versions::DecodeError;
 pub use error::LogError;
 pub use event::{EventMetadata, NewEvent, StoredEvent, StreamAppend};
-pub use log::{EventLog, FeedHead};
+pub use kurrent::KurrentStore;
+pub use log::{Backend, EventLog, FeedHead};
 pub use position::Position;

@@ -1,7 +1,7 @@
 //! [`EventLog`]: append, load, and the global feed, over whichever backend is configured.
 
 use crate::event::PreparedEvent;
-use crate::{chain, postgres, sqlite, Db, EventMetadata, LogError, Position, StoredEvent, StreamAppend};
+use crate::{chain, postgres, sqlite, Db, EventMetadata, KurrentStore, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -11,9 +11,23 @@ use uuid::Uuid;
 #[derive(Clone, Debug)]
 pub struct EventLog {
     db: Db,
+    /// When set, events live in KurrentDB and `db` holds everything else.
+    kurrent: Option<KurrentStore>,
+    /// The one clock: `recorded_at` of every event comes from it.
+    clock: clock::SharedClock,
     /// Bumped after every commit made through this process, so feed readers here wake at once.
     /// Readers also poll, which covers commits made by other processes.
     appended: Arc<watch::Sender<u64>>,
+    /// Commands on one aggregate take turns in this process ([`crate::locks`]).
+    locks: Arc<crate::locks::AggregateLocks>,
+}
+
+/// Where the events of an [`EventLog`] are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    KurrentDb,
 }
 
 /// The newest visible place in the feed, and how many events lie after a given cursor.
@@ -25,15 +39,65 @@ pub struct FeedHead {
 }
 
 impl EventLog {
-    /// Wraps a connected database. Migrations are applied separately ([`Db::migrate`]).
+    /// Wraps a connected database, stamping events with the system clock. Migrations are
+    /// applied separately ([`Db::migrate`]).
     pub fn new(db: Db) -> EventLog {
+        EventLog::with_clock(db, clock::system())
+    }
+
+    /// Wraps a connected database, stamping events with `clock`.
+    pub fn with_clock(db: Db, clock: clock::SharedClock) -> EventLog {
         EventLog {
             db,
+            kurrent: None,
+            clock,
             appended: Arc::new(watch::channel(0).0),
+            locks: Arc::default(),
         }
     }
 
-    /// The database under the log; read models and checkpoints live in it too.
+    /// The per-aggregate turns of commands in this process.
+    pub fn locks(&self) -> &crate::locks::AggregateLocks {
+        &self.locks
+    }
+
+    /// Events in KurrentDB (`store`); read models, checkpoints and the rest in `db`.
+    pub fn with_kurrent(db: Db, store: KurrentStore, clock: clock::SharedClock) -> EventLog {
+        EventLog {
+            db,
+            kurrent: Some(store),
+            clock,
+            appended: Arc::new(watch::channel(0).0),
+            locks: Arc::default(),
+        }
+    }
+
+    /// The KurrentDB store, when the events live there.
+    pub fn kurrent(&self) -> Option<&KurrentStore> {
+        self.kurrent.as_ref()
+    }
+
+    /// Where the events are stored.
+    pub fn backend(&self) -> Backend {
+        match (&self.kurrent, &self.db) {
+            (Some(_), _) => Backend::KurrentDb,
+            (None, Db::Postgres(_)) => Backend::Postgres,
+            (None, Db::Sqlite(_)) => Backend::Sqlite,
+        }
+    }
+
+    /// The clock events are stamped with.
+    pub fn clock(&self) -> &clock::SharedClock {
+        &self.clock
+    }
+
+    /// The current instant, from the log's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The SQL database: read models and checkpoints live in it, and the events too unless they
+    /// live in KurrentDB.
     pub fn db(&self) -> &Db {
         &self.db
     }
@@ -60,6 +124,14 @@ impl EventLog {
     /// Appends the events of several aggregates in one statement and one commit: all of them or
     /// none (a conflict on any stream refuses the whole batch). The previous link of each
     /// stream's hash chain is looked up first; [`EventLog::append_after`] skips that lookup.
+    ///
+    /// On KurrentDB (whose client has no multi-stream atomic append) the batch is checked first
+    /// (a stream named twice, or any stream not at its expected sequence, refuses it with
+    /// nothing written), then written as one append per stream, in input order, each atomic and
+    /// checked against its expected revision. A writer racing in between the check and the
+    /// appends can make a later stream conflict after earlier ones were written: the earlier
+    /// streams then hold their events (each a complete, valid decision) and the call answers
+    /// [`LogError::Conflict`]; a command decided again from the log sees them.
     pub async fn append_streams(
         &self,
         streams: &[StreamAppend],
@@ -69,7 +141,9 @@ impl EventLog {
             .iter()
             .map(|s| (s.aggregate_type.as_str(), s.aggregate_id.as_str(), s.expected_sequence))
             .collect();
-        let previous = if wanted.iter().any(|w| w.2 > 0) {
+        let previous = if let Some(store) = &self.kurrent {
+            store.heads(&wanted).await?
+        } else if wanted.iter().any(|w| w.2 > 0) {
             chain::heads(&self.db, &wanted).await?
         } else {
             vec![None; streams.len()]
@@ -112,7 +186,7 @@ impl EventLog {
             return Ok(Vec::new());
         }
         // Microseconds: what both backends store, so a read gives back exactly what was written.
-        let recorded_at = Utc::now().trunc_subsecs(6);
+        let recorded_at = self.clock.now().trunc_subsecs(6);
         let metadata_text = serde_json::to_string(metadata)?;
         let mut rows = Vec::with_capacity(count);
         for (stream, previous) in streams.iter().zip(previous) {
@@ -148,9 +222,27 @@ impl EventLog {
                 link = Some(hash);
             }
         }
-        let appended = match &self.db {
-            Db::Postgres(pool) => postgres::append(pool, &rows, &metadata_text, recorded_at, streams).await?,
-            Db::Sqlite(pool) => sqlite::append(pool, &rows, &metadata_text, recorded_at, streams).await?,
+        // A command running under an Idempotency-Key marks the key in the append's transaction
+        // (on KurrentDB, in a second commit right after the append: see README).
+        let claim = crate::idempotency::current();
+        let claim = claim.as_ref();
+        let appended = match (&self.kurrent, &self.db) {
+            (Some(store), _) => {
+                let appended = store.append(&rows, metadata, recorded_at, streams).await?;
+                if let Some(claim) = claim {
+                    let first = &streams[0];
+                    let last = appended.last().map(|(_, position)| position.to_string());
+                    crate::idempotency::mark_applied(&self.db, claim, &first.aggregate_type, &first.aggregate_id, last)
+                        .await?;
+                }
+                appended
+            }
+            (None, Db::Postgres(pool)) => {
+                postgres::append(pool, &rows, &metadata_text, recorded_at, streams, claim).await?
+            }
+            (None, Db::Sqlite(pool)) => {
+                sqlite::append(pool, &rows, &metadata_text, recorded_at, streams, claim).await?
+            }
         };
         metrics::counter!("dynamoi_events_appended_total").increment(count as u64);
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
@@ -159,10 +251,18 @@ impl EventLog {
 
     /// Every event of one aggregate, in sequence order.
     pub async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, LogError> {
+        if let Some(store) = &self.kurrent {
+            return store.load(aggregate_type, aggregate_id).await;
+        }
         match &self.db {
             Db::Postgres(pool) => postgres::load(pool, aggregate_type, aggregate_id).await,
             Db::Sqlite(pool) => sqlite::load(pool, aggregate_type, aggregate_id).await,
         }
+    }
+
+    /// Whether the stream of `aggregate_type` / `aggregate_id` has any event.
+    pub async fn exists(&self, aggregate_type: &str, aggregate_id: &str) -> Result<bool, LogError> {
+        Ok(!self.load(aggregate_type, aggregate_id).await?.is_empty())
     }
 
     /// Every event of several aggregates of one type, in one query: grouped by aggregate, each
@@ -175,6 +275,9 @@ impl EventLog {
         if aggregate_ids.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(store) = &self.kurrent {
+            return store.load_many(aggregate_type, aggregate_ids).await;
+        }
         match &self.db {
             Db::Postgres(pool) => postgres::load_many(pool, aggregate_type, aggregate_ids).await,
             Db::Sqlite(pool) => sqlite::load_many(pool, aggregate_type, aggregate_ids).await,
@@ -184,6 +287,9 @@ impl EventLog {
     /// Up to `limit` committed events after `after`, in commit order. Resuming from the last
     /// position returned never skips or repeats an event, whatever writers do meanwhile.
     pub async fn read_feed(&self, after: Position, limit: usize) -> Result<Vec<StoredEvent>, LogError> {
+        if let Some(store) = &self.kurrent {
+            return store.read_feed(after, limit).await;
+        }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match &self.db {
             Db::Postgres(pool) => postgres::read_feed(pool, after, limit).await,
@@ -191,11 +297,24 @@ impl EventLog {
         }
     }
 
+    /// The newest visible position (`None` while the log is empty): one indexed lookup.
+    pub async fn head_position(&self) -> Result<Option<Position>, LogError> {
+        if let Some(store) = &self.kurrent {
+            return store.head().await;
+        }
+        match &self.db {
+            Db::Postgres(pool) => postgres::head(pool).await,
+            Db::Sqlite(pool) => sqlite::head(pool).await,
+        }
+    }
+
     /// The newest visible position, and how many events (and since when) lie after `after`.
+    /// On KurrentDB the count is a scan of the feed after `after`.
     pub async fn head(&self, after: Position) -> Result<FeedHead, LogError> {
-        let (head, (events_after, oldest_after)) = match &self.db {
-            Db::Postgres(pool) => (postgres::head(pool).await?, postgres::count_after(pool, after).await?),
-            Db::Sqlite(pool) => (sqlite::head(pool).await?, sqlite::count_after(pool, after).await?),
+        let (head, (events_after, oldest_after)) = match (&self.kurrent, &self.db) {
+            (Some(store), _) => (store.head().await?, store.count_after(after).await?),
+            (None, Db::Postgres(pool)) => (postgres::head(pool).await?, postgres::count_after(pool, after).await?),
+            (None, Db::Sqlite(pool)) => (sqlite::head(pool).await?, sqlite::count_after(pool, after).await?),
         };
         Ok(FeedHead {
             head,
@@ -204,13 +323,46 @@ impl EventLog {
         })
     }
 
+    /// Recomputes every link of one stream's hash chain from the stored bytes (on KurrentDB:
+    /// the event's data and the [`EventMetadata`] part of its custom metadata, serialised as
+    /// dynamoi writes it).
+    pub async fn verify_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<chain::StreamVerification, LogError> {
+        let rows = match &self.kurrent {
+            Some(store) => store.chain_rows(aggregate_type, aggregate_id).await?,
+            None => chain::sql_rows(&self.db, aggregate_type, aggregate_id).await?,
+        };
+        Ok(chain::verify_rows(aggregate_type, aggregate_id, &rows))
+    }
+
+    /// Every stream in the log (from the log itself, not a read model; on KurrentDB a scan of
+    /// the feed).
+    pub async fn streams(&self) -> Result<Vec<(String, String)>, LogError> {
+        match &self.kurrent {
+            Some(store) => store.streams().await,
+            None => chain::sql_streams(&self.db).await,
+        }
+    }
+
+    /// Wakes every reader of [`EventLog::subscribe`] in this process, as a commit would (work
+    /// that is not an event, such as a workflow item put back to work, became ready).
+    pub fn nudge(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// A receiver that changes after every commit this process makes.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
     }
 
-    /// Checks that the database answers.
+    /// Checks that the database (and KurrentDB, when the events live there) answers.
     pub async fn ping(&self) -> Result<(), LogError> {
+        if let Some(store) = &self.kurrent {
+            store.ping().await?;
+        }
         self.db.ping().await
     }
 }

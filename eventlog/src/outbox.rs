@@ -21,11 +21,16 @@ pub async fn checkpoint(db: &Db, name: &str) -> Result<Position, LogError> {
 }
 
 /// Records that outbox `name` has handled everything up to `position`.
-pub async fn advance(db: &Db, name: &str, position: Position) -> Result<(), LogError> {
+pub async fn advance(
+    db: &Db,
+    name: &str,
+    position: Position,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), LogError> {
     let sql = "INSERT INTO outbox_checkpoints (name, checkpoint_commit, checkpoint_global, updated_at) \
                VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET checkpoint_commit = excluded.checkpoint_commit, \
                checkpoint_global = excluded.checkpoint_global, updated_at = excluded.updated_at";
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let now = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     dispatch!(db, Db, |pool| {
         sqlx::query(sql)
             .bind(name)

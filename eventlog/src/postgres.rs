@@ -1,6 +1,7 @@
 //! The PostgreSQL backend's SQL: one-statement appends with UNNEST, and the commit-ordered feed.
 
 use crate::event::PreparedEvent;
+use crate::idempotency::{self, ClaimToken};
 use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -20,6 +21,7 @@ pub(crate) async fn append(
     metadata: &str,
     recorded_at: DateTime<Utc>,
     streams: &[StreamAppend],
+    claim: Option<&ClaimToken>,
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
     let types: Vec<&str> = rows.iter().map(|r| r.aggregate_type.as_str()).collect();
     let ids: Vec<&str> = rows.iter().map(|r| r.aggregate_id.as_str()).collect();
@@ -31,7 +33,8 @@ pub(crate) async fn append(
     let hashes: Vec<&str> = rows.iter().map(|r| r.chain_hash.as_str()).collect();
     // One statement, one implicit transaction, one commit. WITH ORDINALITY keeps the input
     // order so that positions follow the order of the events within the command.
-    let returned = sqlx::query(
+    let insert = || {
+        sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
                              payload, metadata, event_id, recorded_at, chain_hash) \
          SELECT t, i, s, e, v, p::json, $7::json, id, $8, h \
@@ -50,9 +53,37 @@ pub(crate) async fn append(
     .bind(recorded_at)
     .bind(&event_ids)
     .bind(&hashes)
-    .fetch_all(pool)
-    .await
-    .map_err(|e| conflict_or(e, streams))?;
+    };
+    let Some(claim) = claim else {
+        let returned = insert().fetch_all(pool).await.map_err(|e| conflict_or(e, streams))?;
+        return positions(&returned);
+    };
+    // Under an Idempotency-Key: the events and the key's `applied` mark in one transaction.
+    let mut tx = pool.begin().await?;
+    let returned = insert()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, streams))?;
+    let out = positions(&returned)?;
+    let first = &streams[0];
+    let marked = sqlx::query(idempotency::MARK_APPLIED)
+        .bind(&claim.scope)
+        .bind(&claim.key)
+        .bind(&claim.token)
+        .bind(idempotency::effect_of(&first.aggregate_type, &first.aggregate_id))
+        .bind(out.last().map(|(_, p)| p.to_string()))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if marked != 1 {
+        tx.rollback().await?;
+        return Err(LogError::ClaimLost);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+fn positions(returned: &[PgRow]) -> Result<Vec<(Uuid, Position)>, LogError> {
     returned
         .iter()
         .map(|row| {

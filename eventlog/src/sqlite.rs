@@ -1,6 +1,7 @@
 //! The SQLite backend's SQL: one-statement appends over `json_each`, and the feed by position.
 
 use crate::event::PreparedEvent;
+use crate::idempotency::{self, ClaimToken};
 use crate::postgres::conflict_or;
 use crate::{LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
@@ -17,6 +18,7 @@ pub(crate) async fn append(
     metadata: &str,
     recorded_at: DateTime<Utc>,
     streams: &[StreamAppend],
+    claim: Option<&ClaimToken>,
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
     let json_rows: Vec<serde_json::Value> = rows
         .iter()
@@ -37,8 +39,10 @@ pub(crate) async fn append(
     // One statement in autocommit: SQLite takes the write lock before the statement reads
     // MAX(global_position), and the SELECT is materialised before the first row is written
     // (it reads the table it inserts into), so positions are MAX+1, MAX+2, … without gaps.
-    let returned = sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+    let recorded_at = recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let insert = || {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
                              payload, metadata, event_id, recorded_at, chain_hash, global_position) \
          SELECT json_extract(value, '$.t'), json_extract(value, '$.i'), json_extract(value, '$.s'), \
                 json_extract(value, '$.e'), json_extract(value, '$.v'), json_extract(value, '$.p'), \
@@ -46,15 +50,44 @@ pub(crate) async fn append(
                 (SELECT COALESCE(MAX(global_position), 0) FROM events) + key + 1 \
          FROM json_each(?1) ORDER BY key \
          RETURNING event_id, global_position",
-    )
-    .bind(&json_rows)
-    .bind(metadata)
-    .bind(recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-    .fetch_all(pool)
-    .await
-    .map_err(|e| conflict_or(e, streams))?;
+        )
+        .bind(&json_rows)
+        .bind(metadata)
+        .bind(&recorded_at)
+    };
+    let Some(claim) = claim else {
+        let returned = insert().fetch_all(pool).await.map_err(|e| conflict_or(e, streams))?;
+        return positions(&returned);
+    };
+    // Under an Idempotency-Key: the events and the key's `applied` mark in one transaction
+    // (the INSERT comes first, so the transaction takes the write lock at once).
+    let mut tx = pool.begin().await?;
+    let returned = insert()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, streams))?;
+    let out = positions(&returned)?;
+    let first = &streams[0];
+    let marked = sqlx::query(idempotency::MARK_APPLIED)
+        .bind(&claim.scope)
+        .bind(&claim.key)
+        .bind(&claim.token)
+        .bind(idempotency::effect_of(&first.aggregate_type, &first.aggregate_id))
+        .bind(out.last().map(|(_, p)| p.to_string()))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if marked != 1 {
+        tx.rollback().await?;
+        return Err(LogError::ClaimLost);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+fn positions(returned: &[SqliteRow]) -> Result<Vec<(Uuid, Position)>, LogError> {
     let mut out = Vec::with_capacity(returned.len());
-    for row in &returned {
+    for row in returned {
         let id: String = row.try_get(0)?;
         out.push((
             Uuid::parse_str(&id).map_err(|e| LogError::Database(sqlx::Error::Decode(Box::new(e))))?,
