@@ -2,7 +2,7 @@
 //! their checkpoints, states and last errors; and the DDL that creates and swaps generations.
 
 use crate::projection::{Projection, ReadTx, Target};
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use eventlog::{dispatch, Db, Dialect, Position};
 use sqlx::Row;
 use std::future::Future;
@@ -45,8 +45,9 @@ impl Generation {
     }
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+/// A timestamp as the table stores it.
+fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 const COLUMNS: &str = "name, generation, version, active, state, checkpoint_commit, checkpoint_global, \
@@ -129,6 +130,7 @@ pub fn create<'a>(
     db: &'a Db,
     projection: &'a dyn Projection,
     active: bool,
+    now: DateTime<Utc>,
 ) -> BoxFuture<'a, Result<Generation, sqlx::Error>> {
     Box::pin(async move {
         let name = projection.name();
@@ -143,7 +145,7 @@ pub fn create<'a>(
                 .bind(projection.version())
                 .bind(active)
                 .bind(REBUILDING)
-                .bind(now())
+                .bind(stamp(now))
                 .fetch_one(&mut *tx)
                 .await?;
             let target = Target { generation };
@@ -197,7 +199,12 @@ fn views_sql(projection: &dyn Projection, new: Target, old: Option<Target>) -> S
 
 /// Makes generation `new` the active one in one transaction: the views switch to its tables,
 /// the previous active generation is retired and its tables dropped.
-pub fn take_over<'a>(db: &'a Db, projection: &'a dyn Projection, new: i64) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+pub fn take_over<'a>(
+    db: &'a Db,
+    projection: &'a dyn Projection,
+    new: i64,
+    now: DateTime<Utc>,
+) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
         let name = projection.name();
         // SQLite: IMMEDIATE takes the write lock up front. A deferred transaction would read
@@ -218,14 +225,14 @@ pub fn take_over<'a>(db: &'a Db, projection: &'a dyn Projection, new: i64) -> Bo
             .bind(name)
             .bind(new)
             .bind(RETIRED)
-            .bind(now())
+            .bind(stamp(now))
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE projection_generations SET active = true, state = $3, updated_at = $4 WHERE name = $1 AND generation = $2")
             .bind(name)
             .bind(new)
             .bind(RUNNING)
-            .bind(now())
+            .bind(stamp(now))
             .execute(&mut *tx)
             .await?;
             let old = old.filter(|g| *g != new).map(|generation| Target { generation });
@@ -243,6 +250,7 @@ pub fn discard<'a>(
     db: &'a Db,
     projection: &'a dyn Projection,
     generation: i64,
+    now: DateTime<Utc>,
 ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
         let target = Target { generation };
@@ -257,7 +265,7 @@ pub fn discard<'a>(
             .bind(projection.name())
             .bind(generation)
             .bind(RETIRED)
-            .bind(now())
+            .bind(stamp(now))
             .execute(&mut *tx)
             .await?;
             for statement in statements(&drops) {
@@ -268,18 +276,33 @@ pub fn discard<'a>(
     })
 }
 
-/// Moves a generation's checkpoint from `from` to `to` inside the batch's transaction. Returns
-/// false, changing nothing, when the checkpoint is no longer at `from` or the generation was
-/// retired: another runner got there first, and this batch must not be applied.
+/// One batch's move of a checkpoint: from where it was read, to its last event, how many events
+/// it held, the state the generation is in after it, and when.
+#[derive(Clone, Copy, Debug)]
+pub struct Step<'a> {
+    pub from: Position,
+    pub to: Position,
+    pub events: i64,
+    pub state: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// Moves a generation's checkpoint from `step.from` to `step.to` inside the batch's
+/// transaction. Returns false, changing nothing, when the checkpoint is no longer at `from` or
+/// the generation was retired: another runner got there first, and this batch must not be applied.
 pub fn advance<'a, 'b: 'a>(
     tx: &'a mut ReadTx<'b>,
     name: &'a str,
     generation: i64,
-    from: Position,
-    to: Position,
-    events: i64,
-    state: &'a str,
+    step: Step<'a>,
 ) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+    let Step {
+        from,
+        to,
+        events,
+        state,
+        now,
+    } = step;
     Box::pin(async move {
         let sql = "UPDATE projection_generations \
                SET checkpoint_commit = $4, checkpoint_global = $5, events_applied = events_applied + $6, \
@@ -295,7 +318,7 @@ pub fn advance<'a, 'b: 'a>(
                 .bind(to.global)
                 .bind(events)
                 .bind(state)
-                .bind(now())
+                .bind(stamp(now))
                 .bind(from.global)
                 .execute(&mut **conn)
                 .await?
@@ -311,6 +334,7 @@ pub fn set_state<'a>(
     name: &'a str,
     generation: i64,
     state: &'a str,
+    now: DateTime<Utc>,
 ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
         dispatch!(db, Db, |pool| {
@@ -318,7 +342,7 @@ pub fn set_state<'a>(
             .bind(name)
             .bind(generation)
             .bind(state)
-            .bind(now())
+            .bind(stamp(now))
             .execute(pool)
             .await?;
         });
@@ -333,6 +357,7 @@ pub fn record_error<'a>(
     generation: i64,
     error: &'a str,
     position: Option<Position>,
+    now: DateTime<Utc>,
 ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
         dispatch!(db, Db, |pool| {
@@ -342,7 +367,7 @@ pub fn record_error<'a>(
             .bind(STALLED)
             .bind(error)
             .bind(position.map(|p| p.to_string()))
-            .bind(now())
+            .bind(stamp(now))
             .execute(pool)
             .await?;
         });

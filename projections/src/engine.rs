@@ -110,12 +110,25 @@ enum Outcome {
     Shutdown,
     Retired,
     CaughtUp,
+    /// The worker's advisory lock is gone (its session ended: a PostgreSQL restart, a
+    /// terminated backend): stand by until it is held again.
+    LockLost,
 }
 
 enum BatchOutcome {
     Applied,
     /// The checkpoint moved under us (another runner) or the generation was retired.
     Moved,
+    /// The session that held this worker's lock no longer holds it: nothing was applied.
+    LockLost,
+}
+
+/// Who must hold a projection's lock for a batch to apply: the lock's key and the backend pid
+/// of the session that took it (checked inside the batch's transaction).
+#[derive(Clone, Copy, Debug)]
+struct Fence {
+    key: i64,
+    pid: i32,
 }
 
 impl Engine {
@@ -149,7 +162,7 @@ impl Engine {
         for projection in &self.inner.projections {
             let generations = checkpoint::live_generations(self.db(), projection.name()).await?;
             if !generations.iter().any(|g| g.active) {
-                create_active_or_adopt(self.db(), projection.as_ref()).await?;
+                create_active_or_adopt(self.db(), projection.as_ref(), self.inner.log.now()).await?;
             }
         }
         Ok(())
@@ -214,7 +227,7 @@ impl Engine {
             let head = self.inner.log.head(checkpoint).await?;
             let lag_seconds = head
                 .oldest_after
-                .map(|t| (Utc::now() - t).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6)
+                .map(|t| (self.inner.log.now() - t).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6)
                 .unwrap_or(0.0)
                 .max(0.0);
             let rebuilding = match rebuilding {
@@ -259,26 +272,40 @@ impl Engine {
             event_type: String::new(),
             reason: format!("there is no projection called `{name}`"),
         })?;
-        let db = self.db().clone();
-        let _lock = AdvisoryLock::try_acquire(&db, &format!("dynamoi.rebuild:{name}")).await?;
-        if let Some(lock) = &_lock {
-            if !lock.held {
-                return Err(ProjectionError::Event {
-                    position: Position::START,
-                    event_type: String::new(),
-                    reason: format!("another rebuild of `{name}` is running"),
-                });
-            }
+        let lock = AdvisoryLock::try_acquire(self.db(), &format!("dynamoi.rebuild:{name}")).await?;
+        if lock.as_ref().is_some_and(|lock| !lock.held) {
+            return Err(ProjectionError::Event {
+                position: Position::START,
+                event_type: String::new(),
+                reason: format!("another rebuild of `{name}` is running"),
+            });
         }
+        let outcome = self.rebuild_holding_lock(&projection, started, &mut on_progress).await;
+        // Unlocked before returning, not when the connection's socket is eventually closed:
+        // a rebuild that starts right after this one returns must find the lock free.
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        outcome
+    }
+
+    async fn rebuild_holding_lock(
+        &self,
+        projection: &Arc<dyn Projection>,
+        started: Instant,
+        on_progress: &mut (impl FnMut(RebuildProgress) + Send),
+    ) -> Result<RebuildReport, ProjectionError> {
+        let name = projection.name();
+        let db = self.db().clone();
         for abandoned in checkpoint::live_generations(&db, name)
             .await?
             .iter()
             .filter(|g| !g.active)
         {
-            checkpoint::discard(&db, projection.as_ref(), abandoned.generation).await?;
+            checkpoint::discard(&db, projection.as_ref(), abandoned.generation, self.inner.log.now()).await?;
         }
         let has_active = checkpoint::live_generations(&db, name).await?.iter().any(|g| g.active);
-        let mut generation = checkpoint::create(&db, projection.as_ref(), !has_active).await?;
+        let mut generation = checkpoint::create(&db, projection.as_ref(), !has_active, self.inner.log.now()).await?;
         let total = self.inner.log.head(Position::START).await?.events_after.max(0) as u64;
         let mut done = 0u64;
         on_progress(RebuildProgress { done, total });
@@ -291,7 +318,7 @@ impl Engine {
             if events.is_empty() {
                 break;
             }
-            match apply_batch(&self.inner, projection.as_ref(), &generation, &events, REBUILDING).await? {
+            match apply_batch(&self.inner, projection.as_ref(), &generation, &events, REBUILDING, None).await? {
                 BatchOutcome::Applied => {
                     done += events.len() as u64;
                     generation.checkpoint = events.last().expect("non-empty").position;
@@ -300,14 +327,15 @@ impl Engine {
                         total: total.max(done),
                     });
                 }
-                BatchOutcome::Moved => {
+                // No fence is passed here, so a lost lock is never reported.
+                BatchOutcome::Moved | BatchOutcome::LockLost => {
                     generation = checkpoint::load(&db, name, generation.generation)
                         .await?
                         .expect("a generation row is never deleted");
                 }
             }
         }
-        checkpoint::take_over(&db, projection.as_ref(), generation.generation).await?;
+        checkpoint::take_over(&db, projection.as_ref(), generation.generation, self.inner.log.now()).await?;
         self.inner.progress.send_modify(|n| *n = n.wrapping_add(1));
         Ok(RebuildReport {
             generation: generation.generation,
@@ -335,14 +363,21 @@ impl Engine {
                     .await?;
                 let Some(last) = events.last() else {
                     if generation.state == REBUILDING {
-                        checkpoint::set_state(self.db(), projection.name(), generation.generation, RUNNING).await?;
+                        checkpoint::set_state(
+                            self.db(),
+                            projection.name(),
+                            generation.generation,
+                            RUNNING,
+                            self.inner.log.now(),
+                        )
+                        .await?;
                     }
                     break;
                 };
                 let last = last.position;
-                match apply_batch(&self.inner, projection.as_ref(), &generation, &events, RUNNING).await? {
+                match apply_batch(&self.inner, projection.as_ref(), &generation, &events, RUNNING, None).await? {
                     BatchOutcome::Applied => generation.checkpoint = last,
-                    BatchOutcome::Moved => {
+                    BatchOutcome::Moved | BatchOutcome::LockLost => {
                         generation = checkpoint::load(self.db(), projection.name(), generation.generation)
                             .await?
                             .expect("never deleted")
@@ -355,8 +390,12 @@ impl Engine {
 }
 
 /// Creates the first generation of a projection, active at once.
-async fn create_active_or_adopt(db: &Db, projection: &dyn Projection) -> Result<Generation, ProjectionError> {
-    match checkpoint::create(db, projection, true).await {
+async fn create_active_or_adopt(
+    db: &Db,
+    projection: &dyn Projection,
+    now: chrono::DateTime<Utc>,
+) -> Result<Generation, ProjectionError> {
+    match checkpoint::create(db, projection, true, now).await {
         Ok(generation) => Ok(generation),
         // Another process created it at the same moment (the one-active index refused ours).
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -371,12 +410,16 @@ async fn create_active_or_adopt(db: &Db, projection: &dyn Projection) -> Result<
 }
 
 /// Picks the generation the worker should run, creating one when the code's version has none.
-async fn resolve(db: &Db, projection: &dyn Projection) -> Result<(Generation, Mode), ProjectionError> {
+async fn resolve(
+    db: &Db,
+    projection: &dyn Projection,
+    now: chrono::DateTime<Utc>,
+) -> Result<(Generation, Mode), ProjectionError> {
     let generations = checkpoint::live_generations(db, projection.name()).await?;
     let active = generations.iter().find(|g| g.active);
     match active {
         Some(active) if active.version == projection.version() => Ok((active.clone(), Mode::Tail)),
-        None => Ok((create_active_or_adopt(db, projection).await?, Mode::Tail)),
+        None => Ok((create_active_or_adopt(db, projection, now).await?, Mode::Tail)),
         Some(_) => {
             // The code has a new version: rebuild it beside the one being served.
             let pending = generations
@@ -384,7 +427,7 @@ async fn resolve(db: &Db, projection: &dyn Projection) -> Result<(Generation, Mo
                 .find(|g| !g.active && g.version == projection.version());
             let pending = match pending {
                 Some(pending) => pending.clone(),
-                None => checkpoint::create(db, projection, false).await?,
+                None => checkpoint::create(db, projection, false, now).await?,
             };
             Ok((pending, Mode::UntilCaughtUp))
         }
@@ -396,57 +439,79 @@ async fn run_worker(inner: Arc<Inner>, projection: Arc<dyn Projection>) {
     let name = projection.name();
     let db = inner.log.db().clone();
     let lock_name = format!("dynamoi.projection:{name}");
-    let mut lock = None;
-    loop {
-        match AdvisoryLock::try_acquire(&db, &lock_name).await {
-            Ok(None) => break,
-            Ok(Some(l)) if l.held => {
-                lock = Some(l);
-                break;
-            }
-            Ok(Some(_)) => tracing::debug!(projection = name, "another instance runs this projection; standing by"),
-            Err(error) => tracing::warn!(projection = name, %error, "could not take the projection lock"),
-        }
-        if sleep_or_shutdown(&inner, inner.config.standby_retry).await {
-            return;
-        }
-    }
-    let mut backoff = inner.config.backoff_initial;
-    loop {
-        if inner.shutdown.is_cancelled() {
-            break;
-        }
-        let (generation, mode) = match resolve(&db, projection.as_ref()).await {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                tracing::warn!(projection = name, %error, "could not resolve the projection's generation");
-                if sleep_or_shutdown(&inner, backoff).await {
+    'standby: loop {
+        let mut lock = None;
+        loop {
+            match AdvisoryLock::try_acquire(&db, &lock_name).await {
+                Ok(None) => break,
+                Ok(Some(l)) if l.held => {
+                    lock = Some(l);
                     break;
                 }
-                backoff = (backoff * 2).min(inner.config.backoff_max);
-                continue;
+                Ok(Some(_)) => tracing::debug!(projection = name, "another instance runs this projection; standing by"),
+                Err(error) => tracing::warn!(projection = name, %error, "could not take the projection lock"),
             }
-        };
-        backoff = inner.config.backoff_initial;
-        match run_generation(&inner, projection.as_ref(), generation.clone(), &mode).await {
-            Outcome::Shutdown => break,
-            Outcome::Retired => continue,
-            Outcome::CaughtUp => {
-                if let Err(error) = checkpoint::take_over(&db, projection.as_ref(), generation.generation).await {
-                    tracing::warn!(projection = name, %error, "could not switch to the rebuilt generation");
-                } else {
-                    tracing::info!(
-                        projection = name,
-                        generation = generation.generation,
-                        "rebuilt generation took over"
-                    );
-                    inner.progress.send_modify(|n| *n = n.wrapping_add(1));
+            if sleep_or_shutdown(&inner, inner.config.standby_retry).await {
+                return;
+            }
+        }
+        let fence = lock.as_ref().map(AdvisoryLock::fence);
+        metrics::gauge!("dynamoi_projection_lock_held", "projection" => name).set(1.0);
+        let mut backoff = inner.config.backoff_initial;
+        loop {
+            if inner.shutdown.is_cancelled() {
+                break;
+            }
+            let (generation, mode) = match resolve(&db, projection.as_ref(), inner.log.now()).await {
+                Ok(resolved) => resolved,
+                Err(error) => {
+                    tracing::warn!(projection = name, %error, "could not resolve the projection's generation");
+                    if sleep_or_shutdown(&inner, backoff).await {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(inner.config.backoff_max);
+                    continue;
+                }
+            };
+            backoff = inner.config.backoff_initial;
+            match run_generation(&inner, projection.as_ref(), generation.clone(), &mode, fence).await {
+                Outcome::Shutdown => break,
+                Outcome::Retired => continue,
+                Outcome::LockLost => {
+                    tracing::warn!(
+                    projection = name,
+                    "this worker's projection lock is gone (its database session ended); standing by until it holds it again"
+                );
+                    metrics::gauge!("dynamoi_projection_lock_held", "projection" => name).set(0.0);
+                    metrics::counter!("dynamoi_projection_lock_lost_total", "projection" => name).increment(1);
+                    if let Some(lock) = lock {
+                        lock.release().await;
+                    }
+                    if sleep_or_shutdown(&inner, inner.config.standby_retry).await {
+                        return;
+                    }
+                    continue 'standby;
+                }
+                Outcome::CaughtUp => {
+                    if let Err(error) =
+                        checkpoint::take_over(&db, projection.as_ref(), generation.generation, inner.log.now()).await
+                    {
+                        tracing::warn!(projection = name, %error, "could not switch to the rebuilt generation");
+                    } else {
+                        tracing::info!(
+                            projection = name,
+                            generation = generation.generation,
+                            "rebuilt generation took over"
+                        );
+                        inner.progress.send_modify(|n| *n = n.wrapping_add(1));
+                    }
                 }
             }
         }
-    }
-    if let Some(lock) = lock {
-        lock.release().await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        return;
     }
 }
 
@@ -464,6 +529,7 @@ async fn run_generation(
     projection: &dyn Projection,
     mut generation: Generation,
     mode: &Mode,
+    fence: Option<Fence>,
 ) -> Outcome {
     let name = projection.name();
     let db = inner.log.db();
@@ -497,7 +563,9 @@ async fn run_generation(
             }
             if healthy == REBUILDING {
                 healthy = RUNNING;
-                if let Err(error) = checkpoint::set_state(db, name, generation.generation, RUNNING).await {
+                if let Err(error) =
+                    checkpoint::set_state(db, name, generation.generation, RUNNING, inner.log.now()).await
+                {
                     tracing::warn!(projection = name, %error, "could not record the running state");
                 }
             }
@@ -517,7 +585,8 @@ async fn run_generation(
             }
             continue;
         }
-        match apply_batch(inner, projection, &generation, &events, healthy).await {
+        match apply_batch(inner, projection, &generation, &events, healthy, fence).await {
+            Ok(BatchOutcome::LockLost) => return Outcome::LockLost,
             Ok(BatchOutcome::Applied) => {
                 generation.checkpoint = events.last().expect("non-empty").position;
                 limit = inner.config.batch_size;
@@ -538,8 +607,20 @@ async fn run_generation(
                     _ => None,
                 };
                 tracing::error!(projection = name, %error, "projection stalled; retrying with backoff");
+                // The cause as status shows it: for a database failure on one event, that
+                // event's position and type and the error's kind (never its message).
+                let cause = match &error {
+                    ProjectionError::Database(e) if events.len() == 1 => format!(
+                        "event at {} ({}) could not be applied: {}",
+                        events[0].position,
+                        events[0].event_type,
+                        crate::projection::describe_database_error(e)
+                    ),
+                    ProjectionError::Database(e) => crate::projection::describe_database_error(e),
+                    other => other.to_string(),
+                };
                 if let Err(e) =
-                    checkpoint::record_error(db, name, generation.generation, &error.to_string(), position).await
+                    checkpoint::record_error(db, name, generation.generation, &cause, position, inner.log.now()).await
                 {
                     tracing::warn!(projection = name, error = %e, "could not record the projection error");
                 }
@@ -566,6 +647,7 @@ fn apply_batch<'a>(
     generation: &'a Generation,
     events: &'a [StoredEvent],
     state: &'a str,
+    fence: Option<Fence>,
 ) -> Pin<Box<dyn Future<Output = Result<BatchOutcome, ProjectionError>> + Send + 'a>> {
     Box::pin(async move {
         let last = events.last().expect("batches are never empty").position;
@@ -579,10 +661,13 @@ fn apply_batch<'a>(
                     &mut read_tx,
                     projection.name(),
                     generation.generation,
-                    generation.checkpoint,
-                    last,
-                    count,
-                    state,
+                    checkpoint::Step {
+                        from: generation.checkpoint,
+                        to: last,
+                        events: count,
+                        state,
+                        now: inner.log.now(),
+                    },
                 )
                 .await?;
                 if moved {
@@ -594,7 +679,28 @@ fn apply_batch<'a>(
             }};
         }
         match inner.log.db() {
-            Db::Postgres(pool) => in_transaction!(pool.begin().await?, Postgres),
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                if let Some(fence) = fence {
+                    // The lock must still be held by the session that took it: a lost session
+                    // (a restart) frees it for another instance, which may be running now.
+                    let key = fence.key as u64;
+                    let held: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                         AND pid = $1 AND classid::bigint = $2 AND objid::bigint = $3 AND objsubid = 1)",
+                    )
+                    .bind(fence.pid)
+                    .bind((key >> 32) as i64)
+                    .bind((key & 0xffff_ffff) as i64)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if !held {
+                        tx.rollback().await?;
+                        return Ok(BatchOutcome::LockLost);
+                    }
+                }
+                in_transaction!(tx, Postgres)
+            }
             // IMMEDIATE: take the write lock up front, so the transaction never fails half-way on
             // a lock upgrade.
             Db::Sqlite(pool) => in_transaction!(pool.begin_with("BEGIN IMMEDIATE").await?, Sqlite),
@@ -609,6 +715,8 @@ struct AdvisoryLock {
     connection: Option<sqlx::PgConnection>,
     key: i64,
     held: bool,
+    /// The backend pid of the session holding the lock.
+    pid: i32,
 }
 
 impl AdvisoryLock {
@@ -617,7 +725,7 @@ impl AdvisoryLock {
         let Db::Postgres(pool) = db else { return Ok(None) };
         let key = lock_key(name);
         let mut connection = pool.acquire().await?.detach();
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        let (held, pid): (bool, i32) = sqlx::query_as("SELECT pg_try_advisory_lock($1), pg_backend_pid()")
             .bind(key)
             .fetch_one(&mut connection)
             .await?;
@@ -625,7 +733,16 @@ impl AdvisoryLock {
             connection: held.then_some(connection),
             key,
             held,
+            pid,
         }))
+    }
+
+    /// What a batch checks to know this lock is still held.
+    fn fence(&self) -> Fence {
+        Fence {
+            key: self.key,
+            pid: self.pid,
+        }
     }
 
     async fn release(mut self) {

@@ -34,6 +34,7 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
     vec![
         std::sync::Arc::new(read_models::policy_versions::PolicyVersions),
         std::sync::Arc::new(read_models::stream_index::StreamIndex),
+        std::sync::Arc::new(read_models::person_index::PersonIndex),
         std::sync::Arc::new(read_models::accounts::Accounts),
         std::sync::Arc::new(read_models::consent_ledger::ConsentLedger),
         std::sync::Arc::new(read_models::connections::Connections),

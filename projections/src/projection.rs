@@ -1,7 +1,7 @@
 //! The [`Projection`] trait every read model implements, and the transaction it writes in.
 
 use async_trait::async_trait;
-use eventlog::{Dialect, Position, StoredEvent};
+use eventlog::{DecodeError, Dialect, Position, StoredEvent};
 use sqlx::{PgConnection, SqliteConnection};
 
 /// A read model built from the global feed.
@@ -57,6 +57,29 @@ impl Target {
 }
 
 /// Why a batch could not be applied.
+/// What a read-model database error was, for `projections status` and the operators' page:
+/// its kind, SQLSTATE and constraint, never its message (a database message can quote the
+/// value it refused, and values can be personal).
+pub fn describe_database_error(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_else(|| "unknown".into());
+            match db.constraint() {
+                Some(constraint) => {
+                    format!("the read-model database refused it (SQLSTATE {code}, constraint {constraint})")
+                }
+                None => format!("the read-model database refused it (SQLSTATE {code})"),
+            }
+        }
+        sqlx::Error::ColumnDecode { index, .. } => format!("read-model column {index} could not be decoded"),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => "no read-model database connection was available".into(),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            "the read-model database connection failed".into()
+        }
+        _ => "the read-model database failed".into(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     /// One event cannot be folded (unknown shape, broken invariant): the projection stalls here.
@@ -78,18 +101,24 @@ pub enum ProjectionError {
 }
 
 impl ProjectionError {
-    /// An event whose payload does not decode.
-    pub fn undecodable(event: &StoredEvent, error: serde_json::Error) -> ProjectionError {
+    /// Whether the database could not be reached (as opposed to refusing a statement).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            ProjectionError::Database(e) => eventlog::error::is_unreachable(e),
+            ProjectionError::Log(log) => log.is_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// An event that does not decode: an unknown type, a version newer than the code, or a
+    /// payload that does not have its version's shape.
+    pub fn undecodable(event: &StoredEvent, error: DecodeError) -> ProjectionError {
         ProjectionError::Event {
             position: event.position,
             event_type: event.event_type.clone(),
-            // The category and place only: serde's message may quote a value, which may be personal.
-            reason: format!(
-                "the payload does not decode ({:?} error at line {}, column {})",
-                error.classify(),
-                error.line(),
-                error.column()
-            ),
+            // A `DecodeError` names types, versions and serde's category and place only: never
+            // a value of the payload, which may be personal.
+            reason: error.to_string(),
         }
     }
 }

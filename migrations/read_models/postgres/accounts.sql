@@ -5,7 +5,10 @@ CREATE TABLE accounts{g}
     person_id               text    NOT NULL PRIMARY KEY,
     provider                text    NOT NULL,
     country                 text    NOT NULL,
-    minimum_age_met         integer NOT NULL,
+    -- The minimum age of the country that the age gate checked at sign-up, and whether it was
+    -- met (always true: an under-age sign-up records nothing).
+    minimum_age             integer NOT NULL,
+    minimum_age_met         boolean NOT NULL,
     provider_subject_sealed text    NOT NULL,
     name_sealed             text    NOT NULL,
     email_sealed            text    NOT NULL,

@@ -5,7 +5,10 @@ CREATE TABLE accounts{g}
     person_id               TEXT    NOT NULL PRIMARY KEY,
     provider                TEXT    NOT NULL,
     country                 TEXT    NOT NULL,
-    minimum_age_met         INTEGER NOT NULL,
+    -- The minimum age of the country that the age gate checked at sign-up, and whether it was
+    -- met (always true: an under-age sign-up records nothing).
+    minimum_age             INTEGER NOT NULL,
+    minimum_age_met         BOOLEAN NOT NULL,
     provider_subject_sealed TEXT    NOT NULL,
     name_sealed             TEXT    NOT NULL,
     email_sealed            TEXT    NOT NULL,

@@ -22,8 +22,9 @@ impl Projection for Accounts {
     }
 
     fn version(&self) -> i32 {
-        // 2: `closed_at`.
-        2
+        // 2: `closed_at`. 3: `minimum_age` (the number) and `minimum_age_met` (a boolean), where
+        // `minimum_age_met` held the number (`SignedUp` version 2).
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -53,12 +54,14 @@ impl Projection for Accounts {
                     email,
                     avatar_url,
                     country,
+                    minimum_age,
                     minimum_age_met,
                 } => {
                     let sql = format!(
-                        "INSERT INTO {table} (person_id, provider, country, minimum_age_met, provider_subject_sealed, \
-                         name_sealed, email_sealed, avatar_url_sealed, child, signed_up_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9, $9) ON CONFLICT (person_id) DO NOTHING"
+                        "INSERT INTO {table} (person_id, provider, country, minimum_age, minimum_age_met, \
+                         provider_subject_sealed, name_sealed, email_sealed, avatar_url_sealed, child, signed_up_at, \
+                         updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10, $10) ON CONFLICT (person_id) DO NOTHING"
                     );
                     let provider = serde_json::to_value(provider)?.as_str().unwrap_or_default().to_string();
                     dispatch!(tx, ReadTx, |conn| {
@@ -66,7 +69,8 @@ impl Projection for Accounts {
                             .bind(person)
                             .bind(&provider)
                             .bind(&country)
-                            .bind(i32::from(minimum_age_met))
+                            .bind(i32::from(minimum_age))
+                            .bind(minimum_age_met)
                             .bind(sealed_text(&provider_subject))
                             .bind(sealed_text(&name))
                             .bind(sealed_text(&email))
@@ -115,4 +119,60 @@ impl Projection for Accounts {
         }
         Ok(())
     }
+}
+
+// ----- Queries -----
+
+/// An account as the read model holds it (personal fields sealed, as JSON text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRow {
+    pub provider: String,
+    pub country: String,
+    /// The minimum age of the country's age gate at sign-up.
+    pub minimum_age: i32,
+    /// The person met it (always true: the gate refuses anyone under it).
+    pub minimum_age_met: bool,
+    pub name_sealed: String,
+    pub email_sealed: String,
+    pub avatar_url_sealed: Option<String>,
+    pub child: bool,
+    pub signed_up_at: String,
+}
+
+/// The account of `person`, if they signed up.
+pub async fn account(db: &eventlog::Db, person: &str) -> Result<Option<AccountRow>, ProjectionError> {
+    use eventlog::Db;
+    type Row = (String, String, i32, bool, String, String, Option<String>, bool, String);
+    let sql = "SELECT provider, country, minimum_age, minimum_age_met, name_sealed, email_sealed, avatar_url_sealed, \
+               child, signed_up_at FROM accounts WHERE person_id = $1";
+    let row: Option<Row> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(person).fetch_optional(pool).await?
+    });
+    Ok(row.map(|r| AccountRow {
+        provider: r.0,
+        country: r.1,
+        minimum_age: r.2,
+        minimum_age_met: r.3,
+        name_sealed: r.4,
+        email_sealed: r.5,
+        avatar_url_sealed: r.6,
+        child: r.7,
+        signed_up_at: r.8,
+    }))
+}
+
+/// The people whose account was closed at or before `cutoff` (not a child's: those are erased
+/// at once), by id.
+pub async fn closed_not_child(
+    db: &eventlog::Db,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT person_id FROM accounts \
+               WHERE closed_at IS NOT NULL AND closed_at <= $1 AND NOT child ORDER BY person_id";
+    let cutoff = cutoff.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let ids: Vec<(String,)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(&cutoff).fetch_all(pool).await?
+    });
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }

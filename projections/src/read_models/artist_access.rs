@@ -94,3 +94,61 @@ impl Projection for ArtistAccess {
         Ok(())
     }
 }
+
+// ----- Queries -----
+
+/// The role (as stored: `owner`, `admin`, …) `person` holds on `artist`, if any.
+pub async fn role_of(db: &eventlog::Db, artist: &str, person: &str) -> Result<Option<String>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT role FROM artist_access WHERE artist_id = $1 AND person_id = $2";
+    let role: Option<(String,)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql)
+            .bind(artist)
+            .bind(person)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(role.map(|(r,)| r))
+}
+
+/// An artist's profile as the read model holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtistRow {
+    pub name: String,
+    pub spotify_artist_id: Option<String>,
+    pub owner: String,
+}
+
+/// The artist `artist`, if it exists.
+pub async fn artist(db: &eventlog::Db, artist: &str) -> Result<Option<ArtistRow>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT name, spotify_artist_id, owner FROM artists WHERE artist_id = $1";
+    let row: Option<(String, Option<String>, String)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(artist).fetch_optional(pool).await?
+    });
+    Ok(row.map(|(name, spotify_artist_id, owner)| ArtistRow {
+        name,
+        spotify_artist_id,
+        owner,
+    }))
+}
+
+/// The members of `artist` with their roles, by person id.
+pub async fn members(db: &eventlog::Db, artist: &str) -> Result<Vec<(String, String)>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT person_id, role FROM artist_access WHERE artist_id = $1 ORDER BY person_id";
+    Ok(dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(artist).fetch_all(pool).await?
+    }))
+}
+
+/// Every artist id.
+pub async fn artist_ids(db: &eventlog::Db) -> Result<Vec<String>, ProjectionError> {
+    use eventlog::Db;
+    let ids: Vec<(String,)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as("SELECT artist_id FROM artists ORDER BY artist_id")
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}

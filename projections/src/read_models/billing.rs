@@ -111,6 +111,8 @@ impl Projection for Billing {
                 {
                     SpendEvent::SpendRecorded(reading) => reading.metrics,
                     SpendEvent::SpendRestated { new, .. } => new.metrics,
+                    // A later view with the same figures: nothing billed changes.
+                    SpendEvent::SpendConfirmed { .. } => continue,
                 };
                 // The campaign and period are functions of the ledger id, so the first insert's
                 // (which the upsert keeps) equal the latest event's.
@@ -233,7 +235,7 @@ impl Projection for Billing {
                         vec![
                             text(account),
                             text(period),
-                            text(serde_json::to_string(&statement).map_err(|e| ProjectionError::undecodable(event, e))?),
+                            text(serde_json::to_string(&statement)?),
                             Arg::Int(event.position.commit),
                             Arg::Int(event.position.global),
                         ],
@@ -373,4 +375,209 @@ async fn write_readings(
         }
     }
     Ok(())
+}
+
+// ----- Queries -----
+
+/// Spend of one period and currency.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeriodUsage {
+    pub period: String,
+    pub currency: String,
+    pub spend_micros: i64,
+}
+
+/// A closed period as the read model holds it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClosedPeriod {
+    pub period: String,
+    pub statement: domain::billing::Statement,
+    /// The position of the `PeriodClosed` event: restatements after it are adjustments.
+    #[serde(skip)]
+    pub closed_at: eventlog::Position,
+    pub reported_identifier: Option<String>,
+    pub reported_minor: Option<i64>,
+}
+
+/// Usage of `account` per period and currency (one period when given), in order.
+pub async fn usage(
+    db: &eventlog::Db,
+    account: &str,
+    period: Option<&str>,
+) -> Result<Vec<PeriodUsage>, ProjectionError> {
+    use eventlog::Db;
+    let sql = format!(
+        "SELECT r.period, r.currency, {} FROM billing_readings r \
+               JOIN billing_campaigns c ON c.campaign_id = r.campaign_id \
+               JOIN billing_artists a ON a.artist_id = c.artist_id \
+               WHERE a.account_id = $1 AND ($2 = '' OR r.period = $2) \
+               GROUP BY r.period, r.currency ORDER BY r.period, r.currency",
+        super::dashboards::split_sum("r.spend_micros")
+    );
+    let rows: Vec<(String, String, i64, i64)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(&sql)
+            .bind(account)
+            .bind(period.unwrap_or(""))
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(period, currency, millions, rest)| PeriodUsage {
+            period,
+            currency,
+            spend_micros: super::dashboards::join_split_sum(millions, rest),
+        })
+        .collect())
+}
+
+/// The account's closed periods, oldest first.
+pub async fn closed_periods(db: &eventlog::Db, account: &str) -> Result<Vec<ClosedPeriod>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT period, statement, closed_commit, closed_global, reported_id, reported_minor \
+               FROM billing_periods WHERE account_id = $1 ORDER BY period";
+    type Row = (String, String, i64, i64, Option<String>, Option<i64>);
+    let rows: Vec<Row> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(account).fetch_all(pool).await?
+    });
+    rows.into_iter()
+        .map(
+            |(period, statement, commit, global, reported_identifier, reported_minor)| {
+                Ok(ClosedPeriod {
+                    period,
+                    statement: serde_json::from_str(&statement)?,
+                    closed_at: eventlog::Position { commit, global },
+                    reported_identifier,
+                    reported_minor,
+                })
+            },
+        )
+        .collect()
+}
+
+/// The ledgers of `account` in `period` whose latest event came after `after`.
+pub async fn restated_after(
+    db: &eventlog::Db,
+    account: &str,
+    period: &str,
+    after: eventlog::Position,
+) -> Result<Vec<String>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT r.ledger_id FROM billing_readings r \
+               JOIN billing_campaigns c ON c.campaign_id = r.campaign_id \
+               JOIN billing_artists a ON a.artist_id = c.artist_id \
+               WHERE a.account_id = $1 AND r.period = $2 \
+               AND (r.last_commit > $3 OR (r.last_commit = $3 AND r.last_global > $4)) ORDER BY r.ledger_id";
+    let ids: Vec<(String,)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql)
+            .bind(account)
+            .bind(period)
+            .bind(after.commit)
+            .bind(after.global)
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+/// Every billing account with its billing currency, by id.
+pub async fn accounts(db: &eventlog::Db) -> Result<Vec<(String, String)>, ProjectionError> {
+    use eventlog::Db;
+    Ok(dispatch!(db, Db, |pool| {
+        sqlx::query_as("SELECT account_id, currency FROM billing_accounts ORDER BY account_id")
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// A closed period not yet reported to Stripe, with the account's customer and owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueReport {
+    pub account_id: String,
+    pub period: String,
+    pub stripe_customer_id: String,
+    pub owner: String,
+}
+
+/// Closed periods not yet reported, by period then account.
+pub async fn due_reports(db: &eventlog::Db) -> Result<Vec<DueReport>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT p.account_id, p.period, a.stripe_customer_id, a.owner FROM billing_periods p \
+               JOIN billing_accounts a ON a.account_id = p.account_id WHERE p.reported_id IS NULL \
+               ORDER BY p.period, p.account_id";
+    let rows: Vec<(String, String, String, String)> =
+        dispatch!(db, Db, |pool| { sqlx::query_as(sql).fetch_all(pool).await? });
+    Ok(rows
+        .into_iter()
+        .map(|(account_id, period, stripe_customer_id, owner)| DueReport {
+            account_id,
+            period,
+            stripe_customer_id,
+            owner,
+        })
+        .collect())
+}
+
+/// An account's subscription state and card summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub subscription: String,
+    pub payment_brand: Option<String>,
+    pub payment_last4: Option<String>,
+    pub payment_expiry: Option<String>,
+}
+
+/// The subscription state and card summary of `account`, if the read model has it.
+pub async fn account_summary(db: &eventlog::Db, account: &str) -> Result<Option<AccountSummary>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT subscription, payment_brand, payment_last4, payment_expiry FROM billing_accounts \
+               WHERE account_id = $1";
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let row: Option<Row> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(account).fetch_optional(pool).await?
+    });
+    Ok(row.map(
+        |(subscription, payment_brand, payment_last4, payment_expiry)| AccountSummary {
+            subscription,
+            payment_brand,
+            payment_last4,
+            payment_expiry,
+        },
+    ))
+}
+
+/// A Stripe fact (invoice, charge, subscription change) recorded for an account.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FactRow {
+    pub stripe_event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub object_id: String,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub status: Option<String>,
+    pub created: i64,
+}
+
+/// The account's Stripe facts, oldest first: its transaction history (P3).
+pub async fn facts(db: &eventlog::Db, account: &str) -> Result<Vec<FactRow>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT stripe_event_id, event_type, object_id, amount_minor, currency, status, created \
+               FROM billing_facts WHERE account_id = $1 ORDER BY created, stripe_event_id";
+    type Row = (String, String, String, Option<i64>, Option<String>, Option<String>, i64);
+    let rows: Vec<Row> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(account).fetch_all(pool).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| FactRow {
+            stripe_event_id: r.0,
+            event_type: r.1,
+            object_id: r.2,
+            amount_minor: r.3,
+            currency: r.4,
+            status: r.5,
+            created: r.6,
+        })
+        .collect())
 }

@@ -96,3 +96,49 @@ impl Projection for Connections {
         Ok(())
     }
 }
+
+// ----- Queries -----
+
+/// A connection as a person's list shows it (never a token).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectionRow {
+    pub connection_id: String,
+    pub platform: String,
+    pub status: String,
+    pub external_id: String,
+    pub display_name: Option<String>,
+    pub connected_at: String,
+    pub ended_at: Option<String>,
+}
+
+/// The connections of `person` that are not disconnected, by platform.
+pub async fn of_person(db: &eventlog::Db, person: &str) -> Result<Vec<ConnectionRow>, ProjectionError> {
+    use eventlog::Db;
+    type Row = (String, String, String, String, Option<String>, String, Option<String>);
+    let sql = "SELECT connection_id, platform, status, external_id, display_name, connected_at, ended_at \
+               FROM connections WHERE person_id = $1 AND status <> 'disconnected' ORDER BY platform";
+    let rows: Vec<Row> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(person).fetch_all(pool).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| ConnectionRow {
+            connection_id: r.0,
+            platform: r.1,
+            status: r.2,
+            external_id: r.3,
+            display_name: r.4,
+            connected_at: r.5,
+            ended_at: r.6,
+        })
+        .collect())
+}
+
+/// Connections that ended (disconnected or invalidated), by id: the retention job checks that
+/// their keys are gone.
+pub async fn ended_connection_ids(db: &eventlog::Db) -> Result<Vec<String>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT connection_id FROM connections WHERE status <> 'connected' ORDER BY connection_id";
+    let ids: Vec<(String,)> = dispatch!(db, Db, |pool| { sqlx::query_as(sql).fetch_all(pool).await? });
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}

@@ -105,3 +105,40 @@ impl Projection for ConsentLedger {
         Ok(())
     }
 }
+
+// ----- Queries -----
+
+/// A person's current decision on one purpose.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CurrentConsent {
+    pub purpose: String,
+    pub granted: bool,
+    pub notice_version: String,
+    pub method: String,
+    pub jurisdiction: String,
+    pub changed_at: String,
+    pub event_id: String,
+}
+
+/// `person`'s current decision per purpose they decided on.
+pub async fn current(db: &eventlog::Db, person: &str) -> Result<Vec<CurrentConsent>, ProjectionError> {
+    use eventlog::Db;
+    type Row = (String, bool, String, String, String, String, String);
+    let sql = "SELECT purpose, granted, notice_version, method, jurisdiction, changed_at, event_id \
+               FROM consent_current WHERE person_id = $1 ORDER BY purpose";
+    let rows: Vec<Row> = eventlog::dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(person).fetch_all(pool).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| CurrentConsent {
+            purpose: r.0,
+            granted: r.1,
+            notice_version: r.2,
+            method: r.3,
+            jurisdiction: r.4,
+            changed_at: r.5,
+            event_id: r.6,
+        })
+        .collect())
+}

@@ -231,6 +231,8 @@ impl<'e> Fold<'e> {
         {
             SpendEvent::SpendRecorded(r) => (None, r.metrics),
             SpendEvent::SpendRestated { old, new } => (Some(old), new.metrics),
+            // A later view with the same figures: nothing shown changes.
+            SpendEvent::SpendConfirmed { .. } => return Ok(()),
         };
         // The anonymous aggregate moves by the difference, under the new reading's currency.
         let sums = self.platform.entry((platform, day, new.currency.clone())).or_default();
@@ -562,4 +564,238 @@ async fn write_campaigns(
         }
     }
     Ok(())
+}
+
+// ----- Queries -----
+
+/// The ids of linked campaigns that may still have spend to read (live, paused or ended).
+pub async fn linked_campaign_ids(db: &eventlog::Db) -> Result<Vec<String>, ProjectionError> {
+    use eventlog::Db;
+    let sql = "SELECT campaign_id FROM campaigns WHERE platform_campaign_id IS NOT NULL \
+               AND stage IN ('live', 'paused', 'subscription_paused', 'ended') ORDER BY campaign_id";
+    let ids: Vec<(String,)> = eventlog::dispatch!(db, Db, |pool| { sqlx::query_as(sql).fetch_all(pool).await? });
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+/// A campaign as the dashboards list it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CampaignListing {
+    pub campaign_id: String,
+    pub platform: String,
+    pub objective: String,
+    pub stage: String,
+    pub currency: String,
+    pub start: String,
+    pub end: Option<String>,
+    pub budget_kind: String,
+    pub budget_micros: i64,
+    pub platform_status: Option<String>,
+    pub platform_account_id: Option<String>,
+    pub platform_campaign_id: Option<String>,
+}
+
+/// The campaigns of `artist`, by id.
+pub async fn campaigns_of(db: &eventlog::Db, artist: &str) -> Result<Vec<CampaignListing>, ProjectionError> {
+    use eventlog::Db;
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let sql = "SELECT campaign_id, platform, objective, stage, currency, start_date, end_date, budget_kind, \
+               budget_micros, platform_status, platform_account_id, platform_campaign_id FROM campaigns \
+               WHERE artist_id = $1 ORDER BY campaign_id";
+    let rows: Vec<Row> = eventlog::dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql).bind(artist).fetch_all(pool).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| CampaignListing {
+            campaign_id: r.0,
+            platform: r.1,
+            objective: r.2,
+            stage: r.3,
+            currency: r.4,
+            start: r.5,
+            end: r.6,
+            budget_kind: r.7,
+            budget_micros: r.8,
+            platform_status: r.9,
+            platform_account_id: r.10,
+            platform_campaign_id: r.11,
+        })
+        .collect())
+}
+
+/// What a dashboard asks for: one artist's days, optionally bounded and filtered.
+#[derive(Clone, Debug, Default)]
+pub struct DayFilter<'a> {
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+    pub platform: Option<&'a str>,
+    pub campaign: Option<&'a str>,
+}
+
+/// The sums of one day and currency (money in micros).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DaySums {
+    pub day: chrono::NaiveDate,
+    pub currency: String,
+    pub spend_micros: i64,
+    pub impressions: i64,
+    pub reach: i64,
+    pub clicks: i64,
+    pub views: i64,
+    pub saves: i64,
+    pub follows: i64,
+    pub conversions: i64,
+    /// Reactions, comments and shares.
+    pub engagement: i64,
+}
+
+/// The SQL of a sum of `expr` that cannot overflow on either backend (SQLite's `SUM` raises
+/// "integer overflow"; PostgreSQL's cast of its numeric sum to BIGINT fails): two sums, of the
+/// value's millions and of its remainder, each far below `i64::MAX` for any number of bounded
+/// rows; [`join_split_sum`] adds them in `i128` and saturates.
+pub(crate) fn split_sum(expr: &str) -> String {
+    format!("CAST(SUM(({expr}) / 1000000) AS BIGINT), CAST(SUM(({expr}) % 1000000) AS BIGINT)")
+}
+
+/// The value of a [`split_sum`]: millions × 10^6 + rest, saturated into `i64`.
+pub(crate) fn join_split_sum(millions: i64, rest: i64) -> i64 {
+    domain::money::clamp_i128(i128::from(millions) * 1_000_000 + i128::from(rest))
+}
+
+/// An artist's sums per day and currency over their campaigns, in day order.
+pub async fn artist_days(
+    db: &eventlog::Db,
+    artist: &str,
+    filter: &DayFilter<'_>,
+) -> Result<Vec<DaySums>, ProjectionError> {
+    use eventlog::Db;
+    use sqlx::Row;
+    let columns = [
+        "spend_micros",
+        "impressions",
+        "reach",
+        "clicks",
+        "views",
+        "saves",
+        "follows",
+        "conversions",
+        "reactions + comments + shares",
+    ];
+    let sums: Vec<String> = columns.iter().map(|c| split_sum(c)).collect();
+    let sql = format!(
+        "SELECT day, currency, {} FROM campaign_daily \
+         WHERE artist_id = $1 AND ($2 IS NULL OR day >= $2) AND ($3 IS NULL OR day <= $3) \
+         AND ($4 IS NULL OR platform = $4) AND ($5 IS NULL OR campaign_id = $5) \
+         GROUP BY day, currency ORDER BY day",
+        sums.join(", ")
+    );
+    let from = filter.from.map(|d| d.to_string());
+    let to = filter.to.map(|d| d.to_string());
+    let rows = eventlog::dispatch!(db, Db, |pool| {
+        let rows = sqlx::query(&sql)
+            .bind(artist)
+            .bind(&from)
+            .bind(&to)
+            .bind(filter.platform)
+            .bind(filter.campaign)
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                // Column k of the sums is at 2 + 2k (millions) and 3 + 2k (the rest).
+                let n = |k: usize| -> Result<i64, sqlx::Error> {
+                    let part = |i: usize| r.try_get::<Option<i64>, _>(i).map(|v| v.unwrap_or(0));
+                    Ok(join_split_sum(part(2 + 2 * k)?, part(3 + 2 * k)?))
+                };
+                let day: String = r.try_get(0)?;
+                Ok(DaySums {
+                    day: day
+                        .parse()
+                        .map_err(|e: chrono::ParseError| sqlx::Error::Decode(Box::new(e)))?,
+                    currency: r.try_get(1)?,
+                    spend_micros: n(0)?,
+                    impressions: n(1)?,
+                    reach: n(2)?,
+                    clicks: n(3)?,
+                    views: n(4)?,
+                    saves: n(5)?,
+                    follows: n(6)?,
+                    conversions: n(7)?,
+                    engagement: n(8)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+    });
+    Ok(rows)
+}
+
+/// One row of the anonymous platform-wide aggregate (P26).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlatformDay {
+    pub platform: String,
+    pub day: String,
+    pub currency: String,
+    pub spend_micros: i64,
+    pub impressions: i64,
+    pub clicks: i64,
+    pub views: i64,
+    pub conversions: i64,
+}
+
+/// The platform-wide aggregate between two days (inclusive, either optional), by day, platform,
+/// currency: only the cells to which at least `min_artists` distinct artists contributed (the
+/// others are suppressed, k-anonymity). The artists are counted in `campaign_daily`, whose rows
+/// stay after erasure (they belong to the artist, not to a person) and whose artist a
+/// restatement never changes, so a cell shown once stays shown and a suppressed one stays
+/// suppressed until more artists contribute.
+pub async fn platform_days(
+    db: &eventlog::Db,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    min_artists: u32,
+) -> Result<Vec<PlatformDay>, ProjectionError> {
+    use eventlog::Db;
+    type Row = (String, String, String, i64, i64, i64, i64, i64);
+    let sql = "SELECT p.platform, p.day, p.currency, p.spend_micros, p.impressions, p.clicks, p.views, p.conversions \
+               FROM platform_daily p \
+               WHERE ($1 IS NULL OR p.day >= $1) AND ($2 IS NULL OR p.day <= $2) \
+               AND (SELECT COUNT(DISTINCT c.artist_id) FROM campaign_daily c \
+                    WHERE c.platform = p.platform AND c.day = p.day AND c.currency = p.currency) >= $3 \
+               ORDER BY p.day, p.platform, p.currency";
+    let (from, to) = (from.map(|d| d.to_string()), to.map(|d| d.to_string()));
+    let min_artists = i64::from(min_artists.max(1));
+    let rows: Vec<Row> = eventlog::dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql)
+            .bind(&from)
+            .bind(&to)
+            .bind(min_artists)
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| PlatformDay {
+            platform: r.0,
+            day: r.1,
+            currency: r.2,
+            spend_micros: r.3,
+            impressions: r.4,
+            clicks: r.5,
+            views: r.6,
+            conversions: r.7,
+        })
+        .collect())
 }

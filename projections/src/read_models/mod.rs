@@ -6,6 +6,7 @@ pub mod billing;
 pub mod connections;
 pub mod consent_ledger;
 pub mod dashboards;
+pub mod person_index;
 pub mod policy_versions;
 pub mod privacy_requests;
 pub mod stream_index;

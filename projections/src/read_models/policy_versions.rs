@@ -66,3 +66,54 @@ impl Projection for PolicyVersions {
         Ok(())
     }
 }
+
+// ----- Queries -----
+
+/// A published version as the read model holds it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct VersionRow {
+    pub document_id: String,
+    pub version_number: i64,
+    pub label: String,
+    pub effective_date: String,
+    pub locale: String,
+    pub text_sha256: String,
+    pub summary_of_changes: String,
+    pub published_at: String,
+}
+
+/// The versions of `document_id` (of one locale, and in force on a day, when given), by number.
+pub async fn versions(
+    db: &eventlog::Db,
+    document_id: &str,
+    locale: Option<&str>,
+    in_force_on: Option<chrono::NaiveDate>,
+) -> Result<Vec<VersionRow>, ProjectionError> {
+    use eventlog::Db;
+    type Row = (String, i32, String, String, String, String, String, String);
+    let sql = "SELECT document_id, version_number, label, effective_date, locale, text_sha256, summary_of_changes, published_at \
+               FROM policy_versions WHERE document_id = $1 AND ($2 IS NULL OR locale = $2) \
+               AND ($3 IS NULL OR effective_date <= $3) ORDER BY version_number";
+    let in_force_on = in_force_on.map(|d| d.to_string());
+    let rows: Vec<Row> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(sql)
+            .bind(document_id)
+            .bind(locale)
+            .bind(&in_force_on)
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| VersionRow {
+            document_id: r.0,
+            version_number: i64::from(r.1),
+            label: r.2,
+            effective_date: r.3,
+            locale: r.4,
+            text_sha256: r.5,
+            summary_of_changes: r.6,
+            published_at: r.7,
+        })
+        .collect())
+}

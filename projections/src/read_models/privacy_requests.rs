@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::privacy::{Opener, PrivacyEvent, PrivacyRequest, StepOutcome};
 use domain::Aggregate;
-use eventlog::{dispatch, Dialect, StoredEvent};
+use eventlog::{dispatch, Db, Dialect, StoredEvent};
 
 /// The projection that fills `privacy_requests`, `privacy_request_steps` and `erasure_certificates`.
 pub struct PrivacyRequests;
@@ -201,4 +201,162 @@ impl Projection for PrivacyRequests {
         }
         Ok(())
     }
+}
+
+// ----- Queries -----
+
+/// A request as the audit trail holds it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RequestRow {
+    pub request_id: String,
+    pub person_id: String,
+    pub kind: String,
+    pub state: String,
+    pub opened_by: String,
+    pub opened_at: String,
+    pub deadline: String,
+    pub completed_at: Option<String>,
+    pub steps: Vec<StepRow>,
+}
+
+/// One step of a request as the audit trail holds it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StepRow {
+    pub step: String,
+    pub status: String,
+    pub attempts: i32,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub outcome: Option<String>,
+    pub evidence: Option<String>,
+}
+
+/// An erasure certificate as the audit trail holds it (the certificate as JSON text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateRow {
+    pub request_id: String,
+    pub issued_at: String,
+    pub certificate: String,
+    pub event_id: String,
+    pub chain_hash: Option<String>,
+}
+
+/// Requests, newest first (at most `limit`), of one person and/or in one state, with their steps.
+pub async fn list(
+    db: &Db,
+    person: Option<&str>,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RequestRow>, ProjectionError> {
+    type Row = (String, String, String, String, String, String, String, Option<String>);
+    type Step = (
+        String,
+        String,
+        i32,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(
+            "SELECT request_id, person_id, kind, state, opened_by, opened_at, deadline, completed_at \
+             FROM privacy_requests WHERE (CAST($1 AS TEXT) IS NULL OR person_id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR state = $2) ORDER BY opened_at DESC LIMIT $3",
+        )
+        .bind(person)
+        .bind(state)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    });
+    let mut requests = Vec::with_capacity(rows.len());
+    for (request_id, person_id, kind, state, opened_by, opened_at, deadline, completed_at) in rows {
+        let steps: Vec<Step> = dispatch!(db, Db, |pool| {
+            sqlx::query_as(
+                "SELECT step, status, attempts, started_at, finished_at, outcome, evidence \
+                 FROM privacy_request_steps WHERE request_id = $1 ORDER BY ordinal",
+            )
+            .bind(&request_id)
+            .fetch_all(pool)
+            .await?
+        });
+        requests.push(RequestRow {
+            request_id,
+            person_id,
+            kind,
+            state,
+            opened_by,
+            opened_at,
+            deadline,
+            completed_at,
+            steps: steps
+                .into_iter()
+                .map(
+                    |(step, status, attempts, started_at, finished_at, outcome, evidence)| StepRow {
+                        step,
+                        status,
+                        attempts,
+                        started_at,
+                        finished_at,
+                        outcome,
+                        evidence,
+                    },
+                )
+                .collect(),
+        });
+    }
+    Ok(requests)
+}
+
+/// The person's unfinished erase request (the oldest), if any.
+pub async fn unfinished_erasure(db: &Db, person: &str) -> Result<Option<String>, ProjectionError> {
+    let row: Option<(String,)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(
+            "SELECT request_id FROM privacy_requests WHERE person_id = $1 AND kind = 'erase' \
+             AND state NOT IN ('completed', 'denied') ORDER BY opened_at LIMIT 1",
+        )
+        .bind(person)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(|(id,)| id))
+}
+
+/// Requests that can go on (verified, in progress or failed), oldest first.
+pub async fn runnable(db: &Db) -> Result<Vec<String>, ProjectionError> {
+    let rows: Vec<(String,)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(
+            "SELECT request_id FROM privacy_requests WHERE state IN ('verified', 'in_progress', 'failed') \
+             ORDER BY opened_at",
+        )
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// A person's erasure certificates, oldest first.
+pub async fn certificates(db: &Db, person: &str) -> Result<Vec<CertificateRow>, ProjectionError> {
+    let rows: Vec<(String, String, String, String, Option<String>)> = dispatch!(db, Db, |pool| {
+        sqlx::query_as(
+            "SELECT request_id, issued_at, certificate, event_id, chain_hash FROM erasure_certificates \
+             WHERE person_id = $1 ORDER BY issued_at",
+        )
+        .bind(person)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(
+            |(request_id, issued_at, certificate, event_id, chain_hash)| CertificateRow {
+                request_id,
+                issued_at,
+                certificate,
+                event_id,
+                chain_hash,
+            },
+        )
+        .collect())
 }
