@@ -17,7 +17,7 @@
 //! applies); only rate limits carry one.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -40,6 +40,8 @@ pub struct HttpSettings {
     /// Default 20 s.
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// What an HTTP-date `Retry-After` is measured from. Default: the system clock.
+    pub clock: clock::SharedClock,
 }
 
 impl Default for HttpSettings {
@@ -48,6 +50,7 @@ impl Default for HttpSettings {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
+            clock: clock::system(),
         }
     }
 }
@@ -151,6 +154,7 @@ pub(crate) struct HttpClient {
     base: Url,
     client: reqwest::Client,
     retry: RetryPolicy,
+    clock: clock::SharedClock,
 }
 
 impl fmt::Debug for HttpClient {
@@ -181,6 +185,7 @@ impl HttpClient {
             base: base.clone(),
             client,
             retry,
+            clock: settings.clock.clone(),
         })
     }
 
@@ -192,6 +197,7 @@ impl HttpClient {
             base: base.clone(),
             client: self.client.clone(),
             retry: self.retry.clone(),
+            clock: self.clock.clone(),
         })
     }
 
@@ -325,7 +331,7 @@ impl HttpClient {
             })?;
             return Ok((headers, body));
         }
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after(response.headers(), self.clock.now());
         // An error body longer than the bound is classified on its status alone.
         let body = read_body(response, MAX_ERROR_BODY_BYTES).await?.unwrap_or_default();
         let failure = Failure {
@@ -377,13 +383,13 @@ fn transport(error: reqwest::Error) -> Verdict {
 
 /// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past is
 /// zero, anything unreadable is ignored (the backoff applies).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    let at = chrono::DateTime::<chrono::Utc>::from(httpdate::parse_http_date(value).ok()?);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// `body` as JSON of type `T`. A failure keeps only serde's category and position: its message
@@ -459,20 +465,16 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-15T12:00:00Z".parse().unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
-        let after = retry_after(&headers).unwrap();
-        assert!(
-            after > Duration::from_secs(100) && after <= Duration::from_secs(120),
-            "{after:?}"
-        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 15 Nov 2026 12:02:00 GMT"));
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(120)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(retry_after(&headers, now), None);
     }
 
     #[test]

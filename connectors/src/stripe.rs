@@ -280,6 +280,45 @@ impl Stripe {
     }
 }
 
+/// The metadata key of a Stripe customer that names the dynamoi person it belongs to: the front
+/// end's Checkout sets it (`customer_creation` with `metadata[dynamoi_person]`).
+pub const CUSTOMER_OWNER_KEY: &str = "dynamoi_person";
+
+#[derive(serde::Deserialize)]
+struct CustomerAnswer {
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default)]
+    metadata: std::collections::HashMap<String, String>,
+}
+
+impl Stripe {
+    /// The dynamoi person a Stripe customer belongs to (its `metadata[dynamoi_person]`), or
+    /// `None` when Stripe has no such customer, it was deleted, or names no person
+    /// (`GET /v1/customers/{id}`, Stripe's *Retrieve a customer*).
+    pub async fn customer_owner(&self, customer_id: &str) -> Result<Option<String>, ConnectorError> {
+        check_id(
+            customer_id,
+            255,
+            |c| c.is_ascii_alphanumeric() || c == '_',
+            "a Stripe customer id is letters, digits and _",
+        )?;
+        let url = self.http.url(&["v1", "customers", customer_id]);
+        let answer = self
+            .http
+            .send_json::<CustomerAnswer, _>("stripe retrieve customer", classify_customer_update, |client| {
+                client.get(url.clone()).bearer_auth(self.api_key.expose_secret())
+            })
+            .await;
+        match answer {
+            Ok(customer) if customer.deleted => Ok(None),
+            Ok(mut customer) => Ok(customer.metadata.remove(CUSTOMER_OWNER_KEY)),
+            Err(ConnectorError::NotFound) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
 /// Refuses, before sending, what Stripe would refuse or what could not travel in a header.
 fn check_meter_event(event: &MeterEvent) -> Result<(), ConnectorError> {
     let visible =

@@ -18,6 +18,7 @@ pub fn fast_http() -> HttpSettings {
             max_delay: Duration::from_millis(5),
             max_retry_after: Duration::from_secs(2),
         },
+        ..HttpSettings::default()
     }
 }
 

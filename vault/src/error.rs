@@ -50,3 +50,10 @@ pub enum VaultError {
     #[error("the vault's database failed")]
     Database(#[from] sqlx::Error),
 }
+
+impl VaultError {
+    /// Whether the database could not be reached (as opposed to refusing a statement).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, VaultError::Database(e) if eventlog::error::is_unreachable(e))
+    }
+}

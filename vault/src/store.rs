@@ -49,8 +49,9 @@ impl Scope<'_> {
 const KEY_COLUMNS: &str = "k.key_id, k.key_ref, k.algorithm, k.master_key_id, k.wrap_nonce, k.wrapped_key, \
      EXISTS (SELECT 1 FROM vault_erasures e WHERE e.key_id = k.key_id)";
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+/// An instant as the tables store it.
+pub(crate) fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn key_row<R: Row>(row: &R) -> Result<KeyRow, sqlx::Error>
@@ -112,6 +113,7 @@ pub(crate) async fn insert_key(
     generation: i64,
     algorithm: &str,
     wrapped: &WrappedKey,
+    created_at: &str,
 ) -> Result<bool, sqlx::Error> {
     let inserted = dispatch!(db, Db, |pool| {
         sqlx::query(
@@ -125,7 +127,7 @@ pub(crate) async fn insert_key(
         .bind(&wrapped.master_key_id)
         .bind(&wrapped.nonce)
         .bind(&wrapped.wrapped)
-        .bind(now())
+        .bind(created_at)
         .execute(pool)
         .await?
         .rows_affected()
@@ -147,11 +149,15 @@ pub(crate) async fn is_erased(db: &Db, key_id: &str) -> Result<bool, sqlx::Error
 /// Destroys every key in `scope`, in one transaction: deletes their rows and records each in
 /// the ledger. Returns every key id of the scope now in the ledger (this call's and earlier
 /// ones'), by generation, so a retry answers the same.
-pub(crate) async fn destroy(db: &Db, scope: Scope<'_>, reason: &str) -> Result<(Vec<String>, usize), sqlx::Error> {
+pub(crate) async fn destroy(
+    db: &Db,
+    scope: Scope<'_>,
+    reason: &str,
+    destroyed_at: &str,
+) -> Result<(Vec<String>, usize), sqlx::Error> {
     let (condition, subject, prefix) = scope.condition();
     let delete = format!("DELETE FROM vault_keys WHERE {condition} RETURNING key_id, key_ref, generation");
     let ledger = format!("SELECT key_id FROM vault_erasures WHERE {condition} ORDER BY key_ref, generation, key_id");
-    let destroyed_at = now();
     dispatch!(db, Db, |pool| {
         let mut tx = pool.begin().await?;
         let mut query = sqlx::query(&delete).bind(&subject);
@@ -167,7 +173,7 @@ pub(crate) async fn destroy(db: &Db, scope: Scope<'_>, reason: &str) -> Result<(
             .bind(row.try_get::<String, _>(0)?)
             .bind(row.try_get::<String, _>(1)?)
             .bind(row.try_get::<i64, _>(2)?)
-            .bind(&destroyed_at)
+            .bind(destroyed_at)
             .bind(reason)
             .execute(&mut *tx)
             .await?;

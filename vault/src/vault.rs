@@ -37,6 +37,7 @@ pub struct Vault {
     db: Db,
     ring: Arc<MasterKeyring>,
     cache: Arc<KeyCache>,
+    clock: clock::SharedClock,
 }
 
 impl fmt::Debug for Vault {
@@ -56,7 +57,14 @@ impl Vault {
             db,
             ring,
             cache: Arc::new(KeyCache::new(DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL)),
+            clock: clock::system(),
         }
+    }
+
+    /// Stamps the keys it creates and destroys with `clock` (the service's one clock).
+    pub fn with_clock(mut self, clock: clock::SharedClock) -> Vault {
+        self.clock = clock;
+        self
     }
 
     /// Sets the key cache: at most `capacity` unwrapped keys, each used for at most `ttl`
@@ -177,7 +185,13 @@ impl Vault {
         key_ref.validate()?;
         validate_reason(reason)?;
         let subject = key_ref.subject();
-        let result = store::destroy(&self.db, Scope::Subject(&subject), reason).await;
+        let result = store::destroy(
+            &self.db,
+            Scope::Subject(&subject),
+            reason,
+            &store::stamp(self.clock.now()),
+        )
+        .await;
         self.cache.evict_subjects(|s| s == subject);
         let (erased, destroyed) = result?;
         tracing::info!(subject = %subject, destroyed, reason, "destroyed data keys (crypto-shredding)");
@@ -191,7 +205,13 @@ impl Vault {
     pub async fn destroy_person(&self, person_id: &str, reason: &str) -> Result<Vec<String>, VaultError> {
         KeyRef::person(person_id).validate()?;
         validate_reason(reason)?;
-        let result = store::destroy(&self.db, Scope::Person(person_id), reason).await;
+        let result = store::destroy(
+            &self.db,
+            Scope::Person(person_id),
+            reason,
+            &store::stamp(self.clock.now()),
+        )
+        .await;
         let person_subject = format!("person:{person_id}");
         let purpose_prefix = format!("purpose:{person_id}:");
         self.cache
@@ -304,7 +324,17 @@ impl Vault {
             let mut material = Zeroizing::new([0u8; KEY_BYTES]);
             rand::rng().fill_bytes(&mut *material);
             let wrapped = self.ring.wrap(&key_id, &material);
-            if store::insert_key(&self.db, &key_id, &subject, generation, algorithm.as_str(), &wrapped).await? {
+            if store::insert_key(
+                &self.db,
+                &key_id,
+                &subject,
+                generation,
+                algorithm.as_str(),
+                &wrapped,
+                &store::stamp(self.clock.now()),
+            )
+            .await?
+            {
                 tracing::info!(key_id = %key_id, master_key_id = %wrapped.master_key_id, "created a data key");
                 let key = Arc::new(DataKey {
                     key_id,
