@@ -10,73 +10,8 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 
-/// What a caller may be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// A signed-in artist or team member.
-    Person,
-    /// Staff acting on people's behalf (publishing policies, requests).
-    Support,
-    /// Reads consent histories and audit trails.
-    Auditor,
-    /// Another backend service (ingestion, auth-provider hooks).
-    Service,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Person => "person",
-            Role::Support => "support",
-            Role::Auditor => "auditor",
-            Role::Service => "service",
-        })
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "person" => Ok(Role::Person),
-            "support" => Ok(Role::Support),
-            "auditor" => Ok(Role::Auditor),
-            "service" => Ok(Role::Service),
-            _ => Err(format!("`{s}` is not a role: use person, support, auditor or service")),
-        }
-    }
-}
-
-/// An authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// The subject: the auth provider's user id, or a service name.
-    pub subject: String,
-    pub role: Role,
-}
-
-impl Caller {
-    /// The actor recorded in event metadata, e.g. `support:3f2…`.
-    pub fn actor(&self) -> String {
-        format!("{}:{}", self.role, self.subject)
-    }
-
-    /// Refuses the call unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            let names: Vec<String> = roles.iter().map(Role::to_string).collect();
-            Err(ApiError::Forbidden(format!(
-                "this action needs the role {}",
-                names.join(" or ")
-            )))
-        }
-    }
-}
+pub use app::{Caller, Role};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct AppMetadata {
@@ -96,14 +31,18 @@ struct Claims {
     app_metadata: Option<AppMetadata>,
 }
 
-/// Verifies and mints tokens with one secret.
+/// Verifies and mints tokens with one secret; expiry is judged by the service's clock.
 #[derive(Clone)]
 pub struct Authenticator {
     decoding: DecodingKey,
     encoding: EncodingKey,
     validation: Validation,
     audience: String,
+    clock: clock::SharedClock,
 }
+
+/// Seconds a token may be past its `exp` and still pass (clocks drift).
+const LEEWAY_SECONDS: u64 = 30;
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,17 +53,25 @@ impl fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
+    /// An authenticator judging expiry by the system clock.
     pub fn new(secret: &SecretString, audience: &str) -> Authenticator {
+        Authenticator::with_clock(secret, audience, clock::system())
+    }
+
+    /// An authenticator judging expiry (and minting) by `clock`.
+    pub fn with_clock(secret: &SecretString, audience: &str, clock: clock::SharedClock) -> Authenticator {
         let key = secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-        validation.leeway = 30;
+        // Expiry is checked against the service's clock below, not the library's system time.
+        validation.validate_exp = false;
         Authenticator {
             decoding: DecodingKey::from_secret(key),
             encoding: EncodingKey::from_secret(key),
             validation,
             audience: audience.to_string(),
+            clock,
         }
     }
 
@@ -150,6 +97,10 @@ impl Authenticator {
             ApiError::Unauthorized(why.into())
         })?;
         let claims = data.claims;
+        let now = self.clock.now().timestamp().max(0) as u64;
+        if claims.exp.saturating_add(LEEWAY_SECONDS) < now {
+            return Err(ApiError::Unauthorized("the token has expired".into()));
+        }
         let staff_role = claims.app_metadata.and_then(|m| m.dynamoi_role);
         let role = match (claims.role.as_str(), staff_role.as_deref()) {
             ("service_role", _) | ("service", _) => Role::Service,
@@ -174,7 +125,7 @@ impl Authenticator {
 
     /// Mints a token as Supabase would shape it, valid for `ttl_seconds`.
     pub fn mint(&self, subject: &str, role: Role, ttl_seconds: u64) -> Result<String, jsonwebtoken::errors::Error> {
-        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let now = self.clock.now().timestamp().max(0) as u64;
         let (role_claim, staff) = match role {
             Role::Person => ("authenticated", None),
             Role::Service => ("service_role", None),
@@ -195,12 +146,20 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    const SECRET: &str = "a-test-secret-of-at-least-32-characters!";
+
+    fn clock() -> Arc<clock::ManualClock> {
+        clock::ManualClock::new("2026-11-30T12:00:00Z".parse().unwrap())
+    }
+
+    fn auth_at(clock: &Arc<clock::ManualClock>) -> Authenticator {
+        Authenticator::with_clock(&SecretString::from(SECRET), "authenticated", clock.clone())
+    }
 
     fn auth() -> Authenticator {
-        Authenticator::new(
-            &SecretString::from("a-test-secret-of-at-least-32-characters!"),
-            "authenticated",
-        )
+        auth_at(&clock())
     }
 
     #[test]
@@ -209,21 +168,16 @@ mod tests {
         for role in [Role::Person, Role::Support, Role::Auditor, Role::Service] {
             let token = a.mint("user-1", role, 60).unwrap();
             let caller = a.authenticate(Some(&format!("Bearer {token}"))).unwrap();
-            assert_eq!(
-                caller,
-                Caller {
-                    subject: "user-1".into(),
-                    role
-                }
-            );
+            assert_eq!(caller, Caller::new("user-1", role));
         }
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
-        let other = Authenticator::new(
+        let other = Authenticator::with_clock(
             &SecretString::from("another-secret-of-at-least-32-characters"),
             "authenticated",
+            clock(),
         );
         let token = other.mint("user-1", Role::Support, 60).unwrap();
         let error = auth().authenticate(Some(&format!("Bearer {token}"))).unwrap_err();
@@ -247,6 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn expiry_is_judged_by_the_service_clock_with_thirty_seconds_of_leeway() {
+        let clock = clock();
+        let a = auth_at(&clock);
+        let token = a.mint("user-1", Role::Person, 60).unwrap();
+        let header = format!("Bearer {token}");
+        clock.advance(chrono::Duration::seconds(90));
+        assert!(a.authenticate(Some(&header)).is_ok(), "within the leeway");
+        clock.advance(chrono::Duration::seconds(1));
+        assert_eq!(
+            a.authenticate(Some(&header)).unwrap_err().to_string(),
+            "the token has expired"
+        );
+    }
+
+    #[test]
     fn a_missing_or_malformed_header_is_refused() {
         assert!(matches!(auth().authenticate(None), Err(ApiError::Unauthorized(_))));
         assert!(matches!(
@@ -257,15 +226,5 @@ mod tests {
             auth().authenticate(Some("Bearer not.a.jwt")),
             Err(ApiError::Unauthorized(_))
         ));
-    }
-
-    #[test]
-    fn a_role_check_names_the_roles_needed() {
-        let caller = Caller {
-            subject: "u".into(),
-            role: Role::Person,
-        };
-        let error = caller.require(&[Role::Support]).unwrap_err();
-        assert_eq!(error.to_string(), "this action needs the role support");
     }
 }

@@ -6,9 +6,12 @@
 //! | `forbidden` | 403 | the caller's role may not do this |
 //! | `not_found` | 404 | no such route or resource |
 //! | `method_not_allowed` | 405 | the route exists with another method |
-//! | `conflict` | 409 | the command contradicts the current state |
+//! | `conflict` | 409 | the command contradicts the current state; with `Retry-After` when other changes to the same record kept it waiting past the bound |
 //! | `processing_restricted` | 409 | the person restricted processing of their data, or was erased (P22) |
+//! | `request_timeout` | 408 | the body stalled longer than `DYNAMOI_HTTP_BODY_TIMEOUT_MS` |
 //! | `payload_too_large` | 413 | the body exceeds `DYNAMOI_MAX_BODY_BYTES` |
+//! | `uri_too_long` | 414 | the request line exceeds 65,534 bytes (refused before routing) |
+//! | `headers_too_large` | 431 | the headers exceed the server's buffer (refused before routing) |
 //! | `unsupported_media_type` | 415 | a body that is not `application/json` |
 //! | `invalid_request` | 400 | malformed JSON, query string or header |
 //! | `validation_failed` | 422 | well-formed input that breaks a rule |
@@ -31,15 +34,25 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    AccountRequired(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("this route does not accept that method")]
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    Contended(String),
+    #[error("{0}")]
     Restricted(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(u64),
+    #[error("the request body stopped arriving; send it again")]
+    RequestTimeout,
+    #[error("the request's URL is longer than the limit of 65534 bytes")]
+    UriTooLong,
+    #[error("the request's headers are larger than the server accepts")]
+    HeadersTooLarge,
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
     #[error("{0}")]
@@ -75,6 +88,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            ApiError::AccountRequired(_) => (StatusCode::FORBIDDEN, "account_required", "An account is required"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -82,6 +96,7 @@ impl ApiError {
                 "Method not allowed",
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict with the current state"),
+            ApiError::Contended(_) => (StatusCode::CONFLICT, "conflict", "Busy with other changes"),
             ApiError::Restricted(_) => (
                 StatusCode::CONFLICT,
                 "processing_restricted",
@@ -91,6 +106,13 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "Request body too large",
+            ),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", "Request timeout"),
+            ApiError::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long", "URI too long"),
+            ApiError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "Request header fields too large",
             ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -115,8 +137,8 @@ impl ApiError {
         }
     }
 
-    /// The problem+json response for this error.
-    pub fn into_response(self, request_id: &str) -> Response {
+    /// The problem+json document of this error.
+    pub fn problem_body(&self, request_id: &str) -> Vec<u8> {
         let (status, code, title) = self.parts();
         let problem = Problem {
             kind: format!("https://dynamoi.dev/problems/{code}"),
@@ -126,7 +148,13 @@ impl ApiError {
             code,
             request_id,
         };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        serde_json::to_vec(&problem).unwrap_or_default()
+    }
+
+    /// The problem+json response for this error.
+    pub fn into_response(self, request_id: &str) -> Response {
+        let (status, _, _) = self.parts();
+        let body = self.problem_body(request_id);
         let mut response = Response::new(body.into());
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -140,7 +168,7 @@ impl ApiError {
                     headers.insert(header::RETRY_AFTER, value);
                 }
             }
-            ApiError::ReadModelBehind { .. } | ApiError::Unavailable => {
+            ApiError::ReadModelBehind { .. } | ApiError::Unavailable | ApiError::Contended(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::Unauthorized(_) => {
@@ -152,82 +180,35 @@ impl ApiError {
     }
 }
 
+impl From<app::AppError> for ApiError {
+    fn from(error: app::AppError) -> Self {
+        use app::AppError as E;
+        match error {
+            E::Forbidden(m) => ApiError::Forbidden(m),
+            E::AccountRequired(m) => ApiError::AccountRequired(m),
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::Contended(m) => ApiError::Contended(m),
+            E::Restricted(m) => ApiError::Restricted(m),
+            E::InvalidInput(m) => ApiError::InvalidRequest(m),
+            E::Validation(m) => ApiError::Validation(m),
+            E::ReadModelBehind { projection, position } => ApiError::ReadModelBehind { projection, position },
+            E::RateLimited(seconds) => ApiError::RateLimited(seconds),
+            E::Upstream(m) => ApiError::Upstream(m),
+            E::Unavailable => ApiError::Unavailable,
+            E::Internal => ApiError::Internal,
+        }
+    }
+}
+
 impl From<eventlog::LogError> for ApiError {
     fn from(error: eventlog::LogError) -> Self {
-        match error {
-            eventlog::LogError::Conflict { .. } => {
-                ApiError::Conflict("another change to the same record happened at the same time; retry".into())
-            }
-            eventlog::LogError::Database(ref e) if is_unreachable(e) => {
-                tracing::error!(error = %error, source = %e, "database unreachable");
-                ApiError::Unavailable
-            }
-            other => {
-                tracing::error!(error = %other, source = ?std::error::Error::source(&other).map(|s| s.to_string()), "event log failure");
-                ApiError::Internal
-            }
-        }
+        app::AppError::from(error).into()
     }
 }
 
 impl From<projections::ProjectionError> for ApiError {
     fn from(error: projections::ProjectionError) -> Self {
-        match error {
-            projections::ProjectionError::Database(ref e) if is_unreachable(e) => ApiError::Unavailable,
-            projections::ProjectionError::Log(log) => log.into(),
-            other => {
-                tracing::error!(error = %other, "read model failure");
-                ApiError::Internal
-            }
-        }
+        app::AppError::from(error).into()
     }
-}
-
-impl From<vault::VaultError> for ApiError {
-    fn from(error: vault::VaultError) -> Self {
-        match error {
-            vault::VaultError::Integrity { .. } => {
-                // A sealed value does not belong where it was found: tampering, or a bug.
-                tracing::error!(error = %error, "a sealed value failed its integrity check");
-                ApiError::Internal
-            }
-            vault::VaultError::Database(ref e) if is_unreachable(e) => ApiError::Unavailable,
-            other => {
-                tracing::error!(error = %other, "vault failure");
-                ApiError::Internal
-            }
-        }
-    }
-}
-
-impl From<connectors::ConnectorError> for ApiError {
-    fn from(error: connectors::ConnectorError) -> Self {
-        use connectors::ConnectorError as E;
-        match error {
-            E::NotFound => ApiError::NotFound("the platform has no such item".into()),
-            E::RateLimited { retry_after } => ApiError::RateLimited(retry_after.map(|d| d.as_secs()).unwrap_or(60)),
-            other => {
-                tracing::warn!(error = %other, "platform call failed");
-                ApiError::Upstream("the platform's API did not answer usefully; retry later".into())
-            }
-        }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
-        if is_unreachable(&error) {
-            tracing::error!(%error, "database unreachable");
-            return ApiError::Unavailable;
-        }
-        tracing::error!(%error, "database query failed");
-        ApiError::Internal
-    }
-}
-
-fn is_unreachable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
-    )
 }

@@ -19,6 +19,13 @@ pub struct Settings {
     /// `postgres://…` or `sqlite:path` (`DYNAMOI_DATABASE_URL`; default SQLite in `data_dir`).
     /// A secret: it may hold a password.
     pub database_url: SecretString,
+    /// Where the events live when not in `database_url`: a KurrentDB connection string
+    /// (`DYNAMOI_EVENT_STORE_URL=kurrentdb://…`, the `kurrentdb` client's format). Unset: the
+    /// events live in the SQL database. A secret: it may hold credentials.
+    pub event_store_url: Option<SecretString>,
+    /// The prefix of dynamoi's KurrentDB streams, `{namespace}.{type}-{id}`
+    /// (`DYNAMOI_EVENT_STORE_NAMESPACE`, default `dynamoi`).
+    pub event_store_namespace: String,
     /// Pool size (`DYNAMOI_DATABASE_MAX_CONNECTIONS`, default 10).
     pub database_max_connections: u32,
     /// Apply migrations when `serve` starts (`DYNAMOI_AUTO_MIGRATE`, default true).
@@ -47,71 +54,35 @@ pub struct Settings {
     /// Outbound integrations (Resend, Google, YouTube, Meta, Spotify, Stripe, PostHog); see
     /// [`Integrations`].
     pub integrations: Integrations,
-    /// The UTC time of day at which `serve` syncs every active campaign's spend
-    /// (`DYNAMOI_SYNC_DAILY_AT`, `04:00`; `off` disables the scheduler).
-    pub sync_daily_at: Option<chrono::NaiveTime>,
+    /// When each scheduled job runs (UTC `HH:MM`, or `off`) and how long a claim holds:
+    /// `DYNAMOI_SYNC_DAILY_AT` (`04:00`), `DYNAMOI_BILLING_CLOSE_DAILY_AT` (`04:30`),
+    /// `DYNAMOI_RETENTION_DAILY_AT` (`05:00`), `DYNAMOI_PRIVACY_RETRY_DAILY_AT` (`05:30`),
+    /// `DYNAMOI_JOB_LEASE_SECONDS` (900), `DYNAMOI_JOBS_POLL_MS` (30000).
+    pub jobs: app::jobs::Schedule,
+    /// How workflow items are retried: `DYNAMOI_WORKFLOW_MAX_ATTEMPTS` (8),
+    /// `DYNAMOI_WORKFLOW_BACKOFF_MS` (60000, doubling to at most 6 hours),
+    /// `DYNAMOI_WORKFLOW_LEASE_SECONDS` (300), `DYNAMOI_WORKFLOW_POLL_MS` (1000).
+    pub workflows: app::workflows::RetryPolicy,
     /// Days a closed account is kept before the retention job opens its erasure
     /// (`DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS`, 30).
     pub retention_closed_account_days: u32,
+    /// The fewest distinct artists a cell of the platform-wide statistics must hold to be shown
+    /// (`DYNAMOI_STATS_MIN_ARTISTS`, 5, at least 1).
+    pub stats_min_artists: u32,
     /// Log output: `pretty` or `json` (`DYNAMOI_LOG_FORMAT`, pretty).
     pub log_format: LogFormat,
     /// Log filter in `tracing` syntax (`DYNAMOI_LOG`, default `info`).
     pub log_filter: String,
+    /// For demonstrations and tests only: the instant (RFC 3339) the process's one clock reads
+    /// when it starts; it then runs on at real speed (`DYNAMOI_NOW`; unset: the system clock).
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// How long the server waits for a request's headers (`DYNAMOI_HTTP_HEADER_TIMEOUT_MS`,
+    /// 10000), between pieces of its body (`DYNAMOI_HTTP_BODY_TIMEOUT_MS`, 30000), and for
+    /// connections to finish on shutdown (`DYNAMOI_SHUTDOWN_GRACE_MS`, 10000).
+    pub http_timeouts: crate::server::Timeouts,
 }
 
-/// Where the platforms' APIs are and the credentials dynamoi calls them with. A base URL can
-/// point at a local stand-in (tests, demos). A feature whose credentials are missing answers
-/// 503 `unavailable` (and the invitation mailer does not start) instead of failing silently.
-#[derive(Clone, Debug, Default)]
-pub struct Integrations {
-    /// `DYNAMOI_RESEND_API_KEY` (secret) and `DYNAMOI_RESEND_BASE_URL` (`https://api.resend.com`).
-    pub resend_api_key: Option<SecretString>,
-    pub resend_base_url: Option<String>,
-    /// The sender of invitation emails (`DYNAMOI_EMAIL_FROM`, `dynamoi <invitations@dynamoi.dev>`).
-    pub email_from: String,
-    /// Where the web app is, for links in emails (`DYNAMOI_APP_BASE_URL`, `http://localhost:3000`).
-    pub app_base_url: String,
-    /// Google OAuth client (`DYNAMOI_GOOGLE_CLIENT_ID`, `DYNAMOI_GOOGLE_CLIENT_SECRET`) and
-    /// token endpoint base (`DYNAMOI_GOOGLE_OAUTH_BASE_URL`, `https://oauth2.googleapis.com`).
-    pub google_client_id: Option<SecretString>,
-    pub google_client_secret: Option<SecretString>,
-    pub google_oauth_base_url: Option<String>,
-    /// `DYNAMOI_YOUTUBE_BASE_URL` (`https://www.googleapis.com`).
-    pub youtube_base_url: Option<String>,
-    /// `DYNAMOI_META_BASE_URL` (`https://graph.facebook.com`).
-    pub meta_base_url: Option<String>,
-    /// Spotify app (`DYNAMOI_SPOTIFY_CLIENT_ID`, `DYNAMOI_SPOTIFY_CLIENT_SECRET`), accounts and
-    /// API bases (`DYNAMOI_SPOTIFY_ACCOUNTS_BASE_URL`, `DYNAMOI_SPOTIFY_API_BASE_URL`).
-    pub spotify_client_id: Option<SecretString>,
-    pub spotify_client_secret: Option<SecretString>,
-    pub spotify_accounts_base_url: Option<String>,
-    pub spotify_api_base_url: Option<String>,
-    /// Google Ads API: the developer token (`DYNAMOI_GOOGLE_ADS_DEVELOPER_TOKEN`, secret), the
-    /// manager account that calls are made through (`DYNAMOI_GOOGLE_ADS_LOGIN_CUSTOMER_ID`) and
-    /// the base URL (`DYNAMOI_GOOGLE_ADS_BASE_URL`, `https://googleads.googleapis.com`).
-    pub google_ads_developer_token: Option<SecretString>,
-    pub google_ads_login_customer_id: Option<String>,
-    pub google_ads_base_url: Option<String>,
-    /// Stripe: the secret API key (`DYNAMOI_STRIPE_API_KEY`), the host
-    /// (`DYNAMOI_STRIPE_BASE_URL`, `https://api.stripe.com`), the webhook endpoint secrets
-    /// (`DYNAMOI_STRIPE_WEBHOOK_SECRET`, `whsec_…`; several separated by `,` while rotating),
-    /// the meter's event name (`DYNAMOI_STRIPE_METER_EVENT`, `dynamoi_spend_fee`) and how often
-    /// the meter reporter looks for closed periods (`DYNAMOI_BILLING_REPORT_INTERVAL_MS`, 60000).
-    pub stripe_api_key: Option<SecretString>,
-    pub stripe_base_url: Option<String>,
-    pub stripe_webhook_secrets: Vec<SecretString>,
-    pub stripe_meter_event: String,
-    pub billing_report_interval: Duration,
-    /// PostHog, where erasure deletes a person with their events: the instance's app host
-    /// (`DYNAMOI_POSTHOG_BASE_URL`, `https://us.posthog.com`; EU Cloud is
-    /// `https://eu.posthog.com`), the project's numeric id (`DYNAMOI_POSTHOG_PROJECT_ID`) and a
-    /// personal API key with the `person:write` scope (`DYNAMOI_POSTHOG_API_KEY`, secret).
-    pub posthog_base_url: Option<String>,
-    pub posthog_project_id: Option<String>,
-    pub posthog_api_key: Option<SecretString>,
-    /// Extension lookups allowed per person per minute (`DYNAMOI_EXTENSION_RATE_PER_MINUTE`, 30).
-    pub extension_rate_per_minute: u32,
-}
+pub use app::platforms::Integrations;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -128,6 +99,8 @@ struct FileSettings {
     listen: Option<String>,
     data_dir: Option<String>,
     database_url: Option<String>,
+    event_store_url: Option<String>,
+    event_store_namespace: Option<String>,
     database_max_connections: Option<u32>,
     auto_migrate: Option<bool>,
     jwt_secret: Option<String>,
@@ -159,18 +132,40 @@ struct FileSettings {
     google_ads_login_customer_id: Option<String>,
     google_ads_base_url: Option<String>,
     sync_daily_at: Option<String>,
+    billing_close_daily_at: Option<String>,
+    retention_daily_at: Option<String>,
+    privacy_retry_daily_at: Option<String>,
+    job_lease_seconds: Option<u64>,
+    jobs_poll_ms: Option<u64>,
+    workflow_max_attempts: Option<i32>,
+    workflow_backoff_ms: Option<u64>,
+    workflow_lease_seconds: Option<u64>,
+    workflow_poll_ms: Option<u64>,
     retention_closed_account_days: Option<u32>,
+    stats_min_artists: Option<u32>,
     stripe_api_key: Option<String>,
     stripe_base_url: Option<String>,
     stripe_webhook_secret: Option<String>,
     stripe_meter_event: Option<String>,
-    billing_report_interval_ms: Option<u64>,
     posthog_base_url: Option<String>,
     posthog_project_id: Option<String>,
     posthog_api_key: Option<String>,
+    now: Option<String>,
+    http_header_timeout_ms: Option<u64>,
+    http_body_timeout_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
 }
 
 impl Settings {
+    /// The process's one clock: the system clock, or one that started at `DYNAMOI_NOW`. Call
+    /// it once per process and share the result (each call starts a new clock).
+    pub fn clock(&self) -> clock::SharedClock {
+        match self.start_at {
+            Some(at) => clock::AnchoredClock::new(at),
+            None => clock::system(),
+        }
+    }
+
     /// Reads the process environment (and the file it names).
     pub fn from_env() -> anyhow::Result<Settings> {
         Settings::from_lookup(|key| std::env::var(key).ok())
@@ -199,24 +194,133 @@ impl Settings {
         let data_dir = PathBuf::from(get("DYNAMOI_DATA_DIR", file.data_dir).unwrap_or_else(|| "./data".into()));
         let database_url = get("DYNAMOI_DATABASE_URL", file.database_url)
             .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("dynamoi.db").display()));
+        let event_store_url = get("DYNAMOI_EVENT_STORE_URL", file.event_store_url);
+        if let Some(url) = &event_store_url {
+            if !eventlog::kurrent::is_kurrent_url(url) {
+                anyhow::bail!("DYNAMOI_EVENT_STORE_URL must be a KurrentDB connection string (kurrentdb://…)");
+            }
+        }
+        let event_store_namespace =
+            get("DYNAMOI_EVENT_STORE_NAMESPACE", file.event_store_namespace).unwrap_or_else(|| "dynamoi".into());
+        if event_store_namespace.is_empty() || event_store_namespace.contains(['.', '-', '$']) {
+            anyhow::bail!("DYNAMOI_EVENT_STORE_NAMESPACE must be non-empty and hold no `.`, `-` or `$`");
+        }
+        let start_at = get("DYNAMOI_NOW", file.now)
+            .map(|raw| {
+                chrono::DateTime::parse_from_rfc3339(raw.trim())
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        anyhow::anyhow!("DYNAMOI_NOW must be an RFC 3339 instant such as 2026-12-01T10:00:00Z")
+                    })
+            })
+            .transpose()?;
         let log_format = match get("DYNAMOI_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
             Some(_) => anyhow::bail!("DYNAMOI_LOG_FORMAT must be `pretty` or `json`"),
         };
-        let sync_daily_at = match get("DYNAMOI_SYNC_DAILY_AT", file.sync_daily_at)
-            .as_deref()
-            .map(str::trim)
-        {
-            None => chrono::NaiveTime::from_hms_opt(4, 0, 0),
-            Some("off") => None,
-            Some(raw) => Some(
-                chrono::NaiveTime::parse_from_str(raw, "%H:%M")
-                    .map_err(|_| anyhow::anyhow!("DYNAMOI_SYNC_DAILY_AT must be HH:MM (UTC) or `off`"))?,
-            ),
+        let daily_at = |job: app::jobs::Job, value: Option<String>| -> anyhow::Result<Option<chrono::NaiveTime>> {
+            match value.as_deref().map(str::trim) {
+                None => Ok(Some(job.default_time())),
+                Some("off") => Ok(None),
+                Some(raw) => chrono::NaiveTime::parse_from_str(raw, "%H:%M")
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("{} must be HH:MM (UTC) or `off`", job.setting())),
+            }
+        };
+        use app::jobs::Job;
+        let jobs = app::jobs::Schedule {
+            spend_sync: daily_at(Job::SpendSync, get("DYNAMOI_SYNC_DAILY_AT", file.sync_daily_at))?,
+            billing_close: daily_at(
+                Job::BillingClose,
+                get("DYNAMOI_BILLING_CLOSE_DAILY_AT", file.billing_close_daily_at),
+            )?,
+            retention: daily_at(
+                Job::Retention,
+                get("DYNAMOI_RETENTION_DAILY_AT", file.retention_daily_at),
+            )?,
+            privacy_retries: daily_at(
+                Job::PrivacyRetries,
+                get("DYNAMOI_PRIVACY_RETRY_DAILY_AT", file.privacy_retry_daily_at),
+            )?,
+            lease: Duration::from_secs(parse(
+                "DYNAMOI_JOB_LEASE_SECONDS",
+                get(
+                    "DYNAMOI_JOB_LEASE_SECONDS",
+                    file.job_lease_seconds.map(|v| v.to_string()),
+                ),
+                900u64,
+            )?),
+            poll: Duration::from_millis(parse(
+                "DYNAMOI_JOBS_POLL_MS",
+                get("DYNAMOI_JOBS_POLL_MS", file.jobs_poll_ms.map(|v| v.to_string())),
+                30_000u64,
+            )?),
+        };
+        anyhow::ensure!(
+            jobs.lease >= Duration::from_secs(1),
+            "DYNAMOI_JOB_LEASE_SECONDS must be at least 1"
+        );
+        anyhow::ensure!(
+            jobs.poll >= Duration::from_millis(10),
+            "DYNAMOI_JOBS_POLL_MS must be at least 10"
+        );
+        let defaults = app::workflows::RetryPolicy::default();
+        let workflows = app::workflows::RetryPolicy {
+            max_attempts: parse(
+                "DYNAMOI_WORKFLOW_MAX_ATTEMPTS",
+                get(
+                    "DYNAMOI_WORKFLOW_MAX_ATTEMPTS",
+                    file.workflow_max_attempts.map(|v| v.to_string()),
+                ),
+                defaults.max_attempts,
+            )?,
+            backoff: Duration::from_millis(parse(
+                "DYNAMOI_WORKFLOW_BACKOFF_MS",
+                get(
+                    "DYNAMOI_WORKFLOW_BACKOFF_MS",
+                    file.workflow_backoff_ms.map(|v| v.to_string()),
+                ),
+                defaults.backoff.as_millis() as u64,
+            )?),
+            max_backoff: defaults.max_backoff,
+            lease: Duration::from_secs(parse(
+                "DYNAMOI_WORKFLOW_LEASE_SECONDS",
+                get(
+                    "DYNAMOI_WORKFLOW_LEASE_SECONDS",
+                    file.workflow_lease_seconds.map(|v| v.to_string()),
+                ),
+                defaults.lease.as_secs(),
+            )?),
+            poll: Duration::from_millis(parse(
+                "DYNAMOI_WORKFLOW_POLL_MS",
+                get("DYNAMOI_WORKFLOW_POLL_MS", file.workflow_poll_ms.map(|v| v.to_string())),
+                defaults.poll.as_millis() as u64,
+            )?),
+        };
+        anyhow::ensure!(
+            (1..=100).contains(&workflows.max_attempts),
+            "DYNAMOI_WORKFLOW_MAX_ATTEMPTS must be from 1 to 100"
+        );
+        anyhow::ensure!(
+            workflows.lease >= Duration::from_secs(1) && workflows.poll >= Duration::from_millis(10),
+            "DYNAMOI_WORKFLOW_LEASE_SECONDS must be at least 1 and DYNAMOI_WORKFLOW_POLL_MS at least 10"
+        );
+        let millis = |name: &str, from_file: Option<u64>, default: u64| -> anyhow::Result<Duration> {
+            let value: u64 = parse(name, get(name, from_file.map(|v| v.to_string())), default)?;
+            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+            Ok(Duration::from_millis(value))
+        };
+        let http_timeouts = crate::server::Timeouts {
+            header_read: millis("DYNAMOI_HTTP_HEADER_TIMEOUT_MS", file.http_header_timeout_ms, 10_000)?,
+            body_read: millis("DYNAMOI_HTTP_BODY_TIMEOUT_MS", file.http_body_timeout_ms, 30_000)?,
+            shutdown_grace: millis("DYNAMOI_SHUTDOWN_GRACE_MS", file.shutdown_grace_ms, 10_000)?,
         };
         Ok(Settings {
-            sync_daily_at,
+            http_timeouts,
+            start_at,
+            jobs,
+            workflows,
             retention_closed_account_days: parse(
                 "DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS",
                 get(
@@ -225,6 +329,15 @@ impl Settings {
                 ),
                 30,
             )?,
+            stats_min_artists: parse(
+                "DYNAMOI_STATS_MIN_ARTISTS",
+                get(
+                    "DYNAMOI_STATS_MIN_ARTISTS",
+                    file.stats_min_artists.map(|v| v.to_string()),
+                ),
+                5,
+            )?
+            .max(1),
             listen: parse(
                 "DYNAMOI_LISTEN",
                 get("DYNAMOI_LISTEN", file.listen),
@@ -232,6 +345,8 @@ impl Settings {
             )?,
             data_dir,
             database_url: SecretString::from(database_url),
+            event_store_url: event_store_url.map(SecretString::from),
+            event_store_namespace,
             database_max_connections: parse(
                 "DYNAMOI_DATABASE_MAX_CONNECTIONS",
                 get(
@@ -324,17 +439,6 @@ impl Settings {
                     .unwrap_or_default(),
                 stripe_meter_event: get("DYNAMOI_STRIPE_METER_EVENT", file.stripe_meter_event)
                     .unwrap_or_else(|| "dynamoi_spend_fee".into()),
-                billing_report_interval: Duration::from_millis(
-                    parse(
-                        "DYNAMOI_BILLING_REPORT_INTERVAL_MS",
-                        get(
-                            "DYNAMOI_BILLING_REPORT_INTERVAL_MS",
-                            file.billing_report_interval_ms.map(|v| v.to_string()),
-                        ),
-                        60_000,
-                    )?
-                    .max(10),
-                ),
                 posthog_base_url: get("DYNAMOI_POSTHOG_BASE_URL", file.posthog_base_url),
                 posthog_project_id: get("DYNAMOI_POSTHOG_PROJECT_ID", file.posthog_project_id)
                     .map(|id| id.trim().to_string()),
@@ -456,6 +560,20 @@ mod tests {
     }
 
     #[test]
+    fn dynamoi_now_starts_the_process_clock_at_that_instant() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-12-01T10:00:00Z".parse().unwrap();
+        let s = settings(&[("DYNAMOI_NOW", "2026-12-01T10:00:00Z")]).unwrap();
+        let now = s.clock().now();
+        assert!(now >= at && now < at + chrono::Duration::minutes(1), "{now}");
+        assert!(settings(&[]).unwrap().start_at.is_none());
+        let error = settings(&[("DYNAMOI_NOW", "tomorrow")]).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "DYNAMOI_NOW must be an RFC 3339 instant such as 2026-12-01T10:00:00Z"
+        );
+    }
+
+    #[test]
     fn an_invalid_value_names_the_variable_but_not_the_value() {
         let error = settings(&[("DYNAMOI_LISTEN", "not-an-address")])
             .unwrap_err()
@@ -464,28 +582,57 @@ mod tests {
     }
 
     #[test]
-    fn the_daily_sync_time_is_hh_mm_or_off() {
+    fn each_job_has_its_own_time_of_day_or_off() {
+        let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0);
+        let defaults = settings(&[]).unwrap().jobs;
         assert_eq!(
-            settings(&[]).unwrap().sync_daily_at,
-            chrono::NaiveTime::from_hms_opt(4, 0, 0)
+            (
+                defaults.spend_sync,
+                defaults.billing_close,
+                defaults.retention,
+                defaults.privacy_retries
+            ),
+            (t(4, 0), t(4, 30), t(5, 0), t(5, 30))
         );
-        assert_eq!(
-            settings(&[("DYNAMOI_SYNC_DAILY_AT", "23:30")]).unwrap().sync_daily_at,
-            chrono::NaiveTime::from_hms_opt(23, 30, 0)
-        );
-        assert_eq!(
-            settings(&[("DYNAMOI_SYNC_DAILY_AT", "off")]).unwrap().sync_daily_at,
-            None
-        );
-        assert_eq!(
-            settings(&[("DYNAMOI_SYNC_DAILY_AT", "4pm")]).unwrap_err().to_string(),
-            "DYNAMOI_SYNC_DAILY_AT must be HH:MM (UTC) or `off`"
-        );
+        let jobs = settings(&[
+            ("DYNAMOI_SYNC_DAILY_AT", "off"),
+            ("DYNAMOI_RETENTION_DAILY_AT", "23:30"),
+        ])
+        .unwrap()
+        .jobs;
+        assert_eq!(jobs.spend_sync, None, "the sync is off");
+        assert_eq!(jobs.retention, t(23, 30), "retention runs without the sync");
+        assert_eq!(jobs.billing_close, t(4, 30));
+        for name in [
+            "DYNAMOI_SYNC_DAILY_AT",
+            "DYNAMOI_BILLING_CLOSE_DAILY_AT",
+            "DYNAMOI_RETENTION_DAILY_AT",
+            "DYNAMOI_PRIVACY_RETRY_DAILY_AT",
+        ] {
+            assert_eq!(
+                settings(&[(name, "4pm")]).unwrap_err().to_string(),
+                format!("{name} must be HH:MM (UTC) or `off`")
+            );
+        }
+    }
+
+    #[test]
+    fn workflow_retries_are_configured_and_bounded() {
+        let policy = settings(&[
+            ("DYNAMOI_WORKFLOW_MAX_ATTEMPTS", "3"),
+            ("DYNAMOI_WORKFLOW_BACKOFF_MS", "20"),
+        ])
+        .unwrap()
+        .workflows;
+        assert_eq!(policy.max_attempts, 3);
+        assert_eq!(policy.backoff, Duration::from_millis(20));
+        assert!(settings(&[("DYNAMOI_WORKFLOW_MAX_ATTEMPTS", "0")]).is_err());
     }
 
     #[test]
     fn closed_accounts_are_kept_30_days_unless_configured() {
         assert_eq!(settings(&[]).unwrap().retention_closed_account_days, 30);
+        assert_eq!(settings(&[]).unwrap().stats_min_artists, 5);
         let s = settings(&[("DYNAMOI_RETENTION_CLOSED_ACCOUNT_DAYS", "90")]).unwrap();
         assert_eq!(s.retention_closed_account_days, 90);
         assert_eq!(

@@ -58,19 +58,10 @@ pub fn request_id(header: Option<&str>) -> String {
 /// A route label for metrics: path segments that look like ids become `:id`, so the label
 /// set stays small.
 pub fn route_label(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            // Ids are long and usually hold digits; `v1` and route words are neither.
-            let looks_like_id =
-                segment.len() > 24 || (segment.len() >= 8 && segment.chars().any(|c| c.is_ascii_digit()));
-            if looks_like_id {
-                ":id"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    match crate::route_table::routes().iter().find(|r| r.matches(path)) {
+        Some(route) => route.template.clone(),
+        None => "unmatched".into(),
+    }
 }
 
 #[cfg(test)]
@@ -89,7 +80,8 @@ mod tests {
         assert_eq!(route_label("/v1/policies/current"), "/v1/policies/current");
         assert_eq!(
             route_label("/v1/artists/0193a1b2-7c3d/dashboard"),
-            "/v1/artists/:id/dashboard"
+            "/v1/artists/{artist_id}/dashboard"
         );
+        assert_eq!(route_label("/wp-admin/x1/y2"), "unmatched");
     }
 }

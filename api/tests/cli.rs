@@ -216,7 +216,7 @@ fn retention_run_prints_each_rule_once_a_day() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("retention applied for 2026-12-01:\n"), "{stdout}");
-    for rule in api::retention::RULES {
+    for rule in app::retention::RULES {
         assert!(
             stdout.contains(&format!("  {}: 0 examined, 0 acted on, 0 failed\n", rule.category)),
             "{stdout}"
@@ -224,15 +224,25 @@ fn retention_run_prints_each_rule_once_a_day() {
     }
     let again = dynamoi(&dir, &["retention", "run", "--now", "2026-12-01T18:00:00Z"]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert_eq!(
-        String::from_utf8_lossy(&again.stdout).trim(),
-        "retention for 2026-12-01 already ran; nothing done"
+    // The day ran already: nothing is done, and what the day's run recorded is shown.
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.starts_with(
+            "retention for 2026-12-01 already ran at 2026-12-01 04:00:00 UTC; nothing done now. It recorded:\n"
+        ),
+        "{again}"
     );
+    for rule in app::retention::RULES {
+        assert!(
+            again.contains(&format!("  {}: 0 examined, 0 acted on, 0 failed\n", rule.category)),
+            "{again}"
+        );
+    }
     let json = dynamoi(&dir, &["retention", "run", "--now", "2026-12-02T04:00:00Z", "--json"]);
     assert!(json.status.success(), "{}", String::from_utf8_lossy(&json.stderr));
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["day"], "2026-12-02");
-    assert_eq!(report["rules"].as_array().unwrap().len(), api::retention::RULES.len());
+    assert_eq!(report["rules"].as_array().unwrap().len(), app::retention::RULES.len());
     assert!(report["position"].is_string(), "the run is recorded: {report}");
     let bad = dynamoi(&dir, &["retention", "run", "--now", "tomorrow"]);
     assert!(!bad.status.success());

@@ -1,5 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (the store answers and no projection is
-//! stalled), `/metrics` (Prometheus text) and `/openapi.json`.
+//! `/healthz` (the process answers), `/readyz` (this instance can serve: its database answers
+//! within a second, over a connection of its own), `/metrics` (Prometheus text) and `/openapi.json`.
 
 use super::{finish, json, Ctx};
 use crate::{telemetry, ApiError};
@@ -35,39 +35,41 @@ pub fn routes(
 }
 
 /// The OpenAPI 3.1 description of the API.
-pub const OPENAPI: &str = include_str!("../../openapi.json");
+pub const OPENAPI: &str = crate::route_table::OPENAPI;
 
+/// How long `/readyz` waits for the database before answering 503.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether this instance can serve: one `SELECT 1` over the probe's own connection, bounded by
+/// [`READY_TIMEOUT`]. Read-model health (lag, stalls) is not readiness: it is in `/metrics` and
+/// `dynamoi projections status`, and reads that need a read model answer for it.
 async fn readyz(ctx: &Ctx) -> Result<Response, ApiError> {
-    let state = &ctx.state;
-    let store = state.log.ping().await.is_ok();
-    let statuses = if store { state.engine.status().await.ok() } else { None };
-    let stalled: Vec<_> = statuses
-        .iter()
-        .flatten()
-        .filter(|s| s.state == "stalled")
-        .map(|s| json!({"name": s.name, "error": s.last_error, "position": s.error_position}))
-        .collect();
-    let ready = store && statuses.is_some() && stalled.is_empty();
+    let store = ctx.state.probe.probe(READY_TIMEOUT).await.is_ok();
     let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
+        "status": if store { "ready" } else { "not_ready" },
         "store": if store { "ok" } else { "unreachable" },
-        "stalled_projections": stalled,
     });
-    json(
-        if ready {
+    let mut response = json(
+        if store {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
         &body,
-    )
+    )?;
+    if !store {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    Ok(response)
 }
 
 async fn metrics(ctx: &Ctx) -> Result<Response, ApiError> {
-    let state = &ctx.state;
+    let app = ctx.app();
     // Gauges that come from the database are refreshed at scrape time.
-    let statuses = state.engine.status().await?;
-    let head = state.log.head(Position::START).await?;
+    let statuses = app.engine.status().await?;
+    let head = app.log.head(Position::START).await?;
     metrics::gauge!("dynamoi_feed_head_position").set(head.head.map(|p| p.global).unwrap_or(0) as f64);
     metrics::gauge!("dynamoi_feed_events").set(head.events_after as f64);
     for status in statuses {
@@ -80,6 +82,26 @@ async fn metrics(ctx: &Ctx) -> Result<Response, ApiError> {
             0.0
         });
         metrics::gauge!("dynamoi_projection_position", "projection" => name).set(status.position.global as f64);
+    }
+    let (workflows, _) = app::workflow_admin::status(app).await?;
+    for workflow in workflows {
+        for (state, count) in [
+            ("pending", workflow.pending),
+            ("done", workflow.done),
+            ("parked", workflow.parked),
+        ] {
+            metrics::gauge!("dynamoi_workflow_items", "workflow" => workflow.workflow, "state" => state)
+                .set(count as f64);
+        }
+    }
+    for job in app::jobs::status(app, &app.config.jobs).await? {
+        let name = job.job.name();
+        let failed = job
+            .last_run
+            .as_ref()
+            .and_then(|r| r.outcome.as_deref())
+            .is_some_and(|o| o.starts_with("failed"));
+        metrics::gauge!("dynamoi_job_last_run_failed", "job" => name).set(if failed { 1.0 } else { 0.0 });
     }
     let mut response = Response::new(telemetry::metrics_handle().render().into());
     response

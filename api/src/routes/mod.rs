@@ -1,13 +1,14 @@
 //! The HTTP routes, the request context every handler gets, and the rejection mapping.
 
 pub mod artists;
-pub mod assets;
 pub mod audit;
 pub mod billing;
 pub mod campaigns;
 pub mod connections;
+pub mod console;
 pub mod extension;
 pub mod health;
+pub mod operations;
 pub mod people;
 pub mod policies;
 pub mod privacy;
@@ -15,9 +16,8 @@ pub mod privacy;
 use crate::auth::{Authenticator, Caller};
 use crate::settings::Settings;
 use crate::{telemetry, ApiError};
+use app::{App, Call};
 use eventlog::idempotency::{self, Claim};
-use eventlog::{EventLog, Position};
-use projections::Engine;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,17 +25,13 @@ use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-/// What every handler can reach.
+/// What every handler can reach: the application, the authenticator and the settings.
 pub struct AppState {
-    pub log: EventLog,
-    pub engine: Engine,
-    pub vault: vault::Vault,
-    pub platforms: crate::platforms::Platforms,
-    pub extension: extension::LookupGuard,
+    pub app: App,
     pub auth: Authenticator,
-    /// Derives invitation tokens (HMAC); itself derived from the JWT secret.
-    pub invitation_secret: secrecy::SecretString,
     pub settings: Settings,
+    /// A one-connection pool of its own for `/readyz` (`eventlog::Db::connect_probe`).
+    pub probe: eventlog::Db,
 }
 
 /// One request's context: its id, its credentials, and the shared state.
@@ -51,35 +47,23 @@ impl Ctx {
         self.state.auth.authenticate(self.authorization.as_deref())
     }
 
-    /// The metadata of the events a command of `caller` in this request records.
-    pub fn metadata(&self, caller: &Caller) -> eventlog::EventMetadata {
-        eventlog::EventMetadata {
-            actor: caller.actor(),
-            request_id: Some(self.request_id.clone()),
-            causation_id: None,
-        }
+    /// The application.
+    pub fn app(&self) -> &App {
+        &self.state.app
     }
 
-    /// Waits (bounded by `DYNAMOI_CONSISTENCY_WAIT_MS`) until `projection` has applied the
-    /// position given as `min_position`, if one was given.
-    pub async fn wait_for_position(&self, projection: &str, min_position: Option<&String>) -> Result<(), ApiError> {
-        let Some(raw) = min_position else { return Ok(()) };
-        let position: Position = raw
-            .parse()
-            .map_err(|e| ApiError::InvalidRequest(format!("min_position: {e}")))?;
-        let state = &self.state;
-        if state
-            .engine
-            .wait_for(projection, position, state.settings.consistency_wait)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(ApiError::ReadModelBehind {
-                projection: projection.into(),
-                position: position.to_string(),
-            })
-        }
+    /// One call of a use case by the authenticated caller, in this request.
+    pub fn call(&self) -> Result<Call, ApiError> {
+        Ok(Call::new(self.caller()?, self.request_id.clone()))
+    }
+
+    /// [`Ctx::call`], refused (403) unless the caller has one of `roles`: checked before a body
+    /// is parsed, so a caller who may not call a route learns nothing from its validation. The
+    /// use case checks its roles again.
+    pub fn call_as(&self, roles: &[crate::auth::Role]) -> Result<Call, ApiError> {
+        let call = self.call()?;
+        call.caller.require(roles)?;
+        Ok(call)
     }
 }
 
@@ -153,7 +137,13 @@ impl CommandReply {
 /// Runs a command handler under the request's `Idempotency-Key`, if it has one: the first
 /// request with a key runs and its success is stored; a retry with the same key and body gets
 /// the stored answer (and changes nothing); the same key with another body is refused. A
-/// refused or failed command stores nothing, so its retry runs again.
+/// refused or failed command that committed nothing stores nothing, so its retry runs again.
+///
+/// The command's events and the key's `applied` mark commit in one transaction
+/// (`eventlog::idempotency`): a retry whose original committed but whose answer was never
+/// stored (a crash, a dropped connection) is answered from that mark, never run again.
+/// Bodies are compared in a canonical JSON form (keys sorted, no whitespace), so the same
+/// JSON sent with other spacing or key order is the same request.
 pub async fn run_command<F, Fut>(
     ctx: &Ctx,
     endpoint: &str,
@@ -175,30 +165,105 @@ where
     }
     // Keys are per caller and endpoint: another caller's key can neither collide nor replay.
     let scope = format!("{endpoint} {}", ctx.caller()?.actor());
-    let request_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
-    let db = ctx.state.log.db();
-    match idempotency::claim(db, &scope, key, &request_hash).await? {
+    let request_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical_body(body)));
+    let db = ctx.app().log.db();
+    match idempotency::claim(db, &scope, key, &request_hash, ctx.app().now()).await? {
         Claim::Replay { status, body } => {
             let status = StatusCode::from_u16(status).map_err(|_| ApiError::Internal)?;
             let body = serde_json::from_str(&body).map_err(|_| ApiError::Internal)?;
             CommandReply { status, body }.into_response(true)
         }
+        Claim::Applied(effect) => applied_reply(&effect).into_response(true),
         Claim::Mismatch => Err(ApiError::Validation(
             "this Idempotency-Key was already used with a different request body".into(),
         )),
-        Claim::InProgress => Err(ApiError::Conflict(
+        Claim::InProgress => Err(ApiError::Contended(
             "a request with this Idempotency-Key is still being processed; retry shortly".into(),
         )),
-        Claim::Claimed => match run().await {
+        Claim::Claimed(claim) => match idempotency::within(claim.clone(), run()).await {
             Ok(reply) => {
-                idempotency::complete(db, &scope, key, reply.status.as_u16(), &reply.body.to_string()).await?;
+                // The command committed (and marked the key `applied` with it): failing to store
+                // its answer must not turn its success into an error, as its retry is answered
+                // from the mark.
+                if let Err(error) =
+                    idempotency::complete(db, &claim, reply.status.as_u16(), &reply.body.to_string()).await
+                {
+                    tracing::warn!(request_id = %ctx.request_id, %error, "the answer of an idempotent command could not be stored");
+                }
                 reply.into_response(false)
             }
             Err(error) => {
-                idempotency::release(db, &scope, key).await?;
+                if let Err(release_error) = idempotency::release(db, &claim).await {
+                    tracing::warn!(request_id = %ctx.request_id, error = %release_error, "an Idempotency-Key could not be released");
+                }
                 Err(error)
             }
         },
+    }
+}
+
+/// The answer to a retry whose original request committed its command but never stored its
+/// answer: `200` with `{"<aggregate type>_id": …, "position": …}` (the first aggregate the
+/// command wrote, the position of its last event).
+fn applied_reply(effect: &idempotency::Effect) -> CommandReply {
+    let mut body = serde_json::Map::new();
+    body.insert(
+        format!("{}_id", effect.aggregate_type),
+        serde_json::Value::String(effect.aggregate_id.clone()),
+    );
+    body.insert(
+        "position".into(),
+        effect
+            .position
+            .clone()
+            .map(serde_json::Value::String)
+            .unwrap_or(serde_json::Value::Null),
+    );
+    CommandReply {
+        status: StatusCode::OK,
+        body: serde_json::Value::Object(body),
+    }
+}
+
+/// The bytes an Idempotency-Key's request is compared by: JSON in a canonical form (object
+/// keys sorted, no insignificant whitespace); anything else as sent.
+fn canonical_body(body: &[u8]) -> Vec<u8> {
+    fn write(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(v, out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(v, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => {
+            let mut out = String::with_capacity(body.len());
+            write(&value, &mut out);
+            out.into_bytes()
+        }
+        Err(_) => body.to_vec(),
     }
 }
 
@@ -244,6 +309,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(content_type: Option<&str>, bo
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
+    crate::edge::check_json_body(body)?;
     serde_json::from_slice(body).map_err(|e| {
         let reason = e.to_string();
         // serde's messages about a wrong value quote the value, which may be personal data:
@@ -274,28 +340,39 @@ pub fn routes(
     let max_body = state.settings.max_body_bytes;
     let max_ingest = state.settings.max_ingest_bytes;
     let ctx = context(state);
-    let routes = health::routes(ctx.clone())
-        .or(policies::routes(ctx.clone(), max_body))
-        .unify()
-        .or(audit::routes(ctx.clone()))
-        .unify()
-        .or(people::routes(ctx.clone(), max_body))
-        .unify()
-        .or(artists::routes(ctx.clone(), max_body))
-        .unify()
-        .or(connections::routes(ctx.clone(), max_body))
-        .unify()
-        .or(extension::routes(ctx.clone()))
-        .unify()
-        .or(campaigns::routes(ctx.clone(), max_body, max_ingest))
-        .unify()
-        .or(billing::routes(ctx.clone(), max_body))
-        .unify()
-        .or(privacy::routes(ctx, max_body))
-        .unify()
-        // Boxed: the combined filter type is otherwise deep enough to overflow the compiler's
-        // query depth when the server future is laid out.
-        .boxed();
+    // The edge's one check of the path and query (`crate::edge`) runs before every route.
+    let routes = crate::edge::clean_uri().and(
+        health::routes(ctx.clone())
+            .boxed()
+            .or(policies::routes(ctx.clone(), max_body).boxed())
+            .unify()
+            .or(audit::routes(ctx.clone()).boxed())
+            .unify()
+            .or(people::routes(ctx.clone(), max_body).boxed())
+            .unify()
+            .or(artists::routes(ctx.clone(), max_body).boxed())
+            .unify()
+            .or(connections::routes(ctx.clone(), max_body).boxed())
+            .unify()
+            .or(extension::routes(ctx.clone()).boxed())
+            .unify()
+            .or(campaigns::routes(ctx.clone(), max_body, max_ingest).boxed())
+            .unify()
+            .or(billing::routes(ctx.clone(), max_body).boxed())
+            .unify()
+            .or(privacy::routes(ctx.clone(), max_body).boxed())
+            .unify()
+            .or(console::routes(ctx.clone()).boxed())
+            .unify()
+            .or(operations::routes(ctx, max_body).boxed())
+            .unify()
+            .or(method_not_allowed().boxed())
+            .unify()
+            // Boxed, each subject's routes and the whole: the combined filter's futures are
+            // otherwise deep enough to overflow a worker thread's stack (debug builds) and the
+            // compiler's query depth when the server future is laid out.
+            .boxed(),
+    );
     routes
         .recover(move |rejection| recover(rejection, max_body))
         .unify()
@@ -311,29 +388,83 @@ pub fn routes(
         }))
 }
 
+/// Answers 405 with `Allow` (problem+json) when no route took the request and its path is a
+/// documented route without its method; otherwise rejects as not found, so the rejections of
+/// the routes tried (a body too large, a bad header) are what [`recover`] answers.
+fn method_not_allowed() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
+    warp::method().and(warp::path::full()).and_then(
+        |method: warp::http::Method, path: warp::path::FullPath| async move {
+            let allowed: Vec<String> = crate::route_table::routes()
+                .iter()
+                .filter(|r| r.matches(path.as_str()))
+                .flat_map(|r| r.methods.iter().cloned())
+                .collect();
+            if allowed.is_empty() || allowed.iter().any(|m| m == method.as_str()) {
+                return Err(warp::reject::not_found());
+            }
+            let mut response = finish(&telemetry::request_id(None), Err(ApiError::MethodNotAllowed));
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert("allow", value);
+            }
+            Ok::<_, Rejection>(response)
+        },
+    )
+}
+
 /// Maps framework rejections (no such route, wrong method, body too large, bad header) to
 /// problem+json. Handlers never reject: they answer.
 async fn recover(rejection: Rejection, max_body: u64) -> Result<Response, Infallible> {
     let request_id = telemetry::request_id(None);
     // Body rejections first: warp combines the rejections of every route tried, and a body
     // refused by the POST route would otherwise be reported as the GET route's wrong method.
-    let error = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    let error = if let Some(refused) = rejection.find::<crate::edge::ControlInUri>() {
+        refused.error()
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::PayloadTooLarge(max_body)
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         ApiError::InvalidRequest("a Content-Length header is required".into())
+    } else if format!("{rejection:?}").contains("BodyReadError") {
+        // warp's body-read rejection is private: the body failed to arrive, in practice the
+        // body read timeout (api/src/server.rs) or a client gone mid-body.
+        ApiError::RequestTimeout
     } else if rejection.is_not_found() {
         ApiError::NotFound("no such route".into())
+    } else if rejection.find::<warp::reject::InvalidHeader>().is_some()
+        || rejection.find::<warp::reject::MissingHeader>().is_some()
+    {
+        // Before the wrong method: a malformed header refused by the route of this method
+        // must not be reported as the other route's wrong method.
+        ApiError::InvalidRequest("a request header is malformed".into())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::MethodNotAllowed
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         ApiError::InvalidRequest("the query string is malformed".into())
-    } else if rejection.find::<warp::reject::InvalidHeader>().is_some()
-        || rejection.find::<warp::reject::MissingHeader>().is_some()
-    {
-        ApiError::InvalidRequest("a request header is malformed".into())
     } else {
         tracing::warn!(?rejection, "unmapped rejection");
         ApiError::InvalidRequest("the request could not be processed".into())
     };
     Ok(finish(&request_id, Err(error)))
+}
+
+/// The value of query parameter `name`, if given.
+pub fn param<'a>(query: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    query.get(name).map(String::as_str)
+}
+
+/// A command's answer as JSON with `status`, for the idempotency record.
+pub fn reply<T: serde::Serialize>(status: StatusCode, body: &T) -> Result<CommandReply, ApiError> {
+    Ok(CommandReply {
+        status,
+        body: serde_json::to_value(body).map_err(|_| ApiError::Internal)?,
+    })
+}
+
+/// A query parameter that is a day (`YYYY-MM-DD`).
+pub fn day_param(query: &HashMap<String, String>, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
+    param(query, name)
+        .map(|raw| {
+            raw.parse()
+                .map_err(|_| ApiError::InvalidRequest(format!("{name} must be a date such as 2026-03-01")))
+        })
+        .transpose()
 }
