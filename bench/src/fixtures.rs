@@ -1,7 +1,7 @@
 //! What the scenarios send: campaign drafts (one event per command), budget changes on an
 //! existing campaign, artists, spend readings in bulk; and the raw tables the baselines write.
 
-use api::ingest::IngestReading;
+use app::ingest::IngestReading;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use domain::artist::{ArtistCommand, ArtistProfile};
 use domain::campaign::{AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, Creative, Objective, Schedule};

@@ -17,7 +17,7 @@ use std::time::Duration;
 #[command(
     name = "bench",
     about = "dynamoi's benchmark harness: ours against raw baselines, interleaved, as ratios",
-    after_help = "Scenarios (all when none is named): counters, command, concurrent, ingest, rebuild, lag, \
+    after_help = "Scenarios (all when none is named): counters, command, concurrent, peer, ingest, rebuild, lag, \
                   sqlite, http, memory.\nhttp and memory start `dynamoi serve`: run `cargo build --release -p api` first.\n\
                   PostgreSQL: DYNAMOI_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)."
 )]
@@ -175,7 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         "quick": cli.quick,
         "pairs": cli.pairs,
         "elapsed_seconds": elapsed.as_secs_f64(),
-        "finished_at": chrono::Utc::now().to_rfc3339(),
+        "finished_at": clock::Clock::now(&clock::SystemClock).to_rfc3339(),
         "machine": machine(),
         "rows": computed,
         "table_markdown": text,

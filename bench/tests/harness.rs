@@ -29,6 +29,7 @@ async fn every_database_scenario_runs_and_reports_its_pairs() {
         "counters",
         "command",
         "concurrent",
+        "peer",
         "ingest",
         "rebuild",
         "lag",

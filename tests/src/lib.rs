@@ -1,12 +1,20 @@
 //! Helpers for dynamoi's black-box tests: a fresh database per test on either backend, and
 //! bounded waiting on conditions (never bare sleeps).
 //!
+//! KurrentDB tests ([`three_backends!`], [`Backend::KurrentDb`]) keep their events in an
+//! in-process `kurrentdb-standin` started per test, or in the real KurrentDB of
+//! `DYNAMOI_TEST_KURRENTDB_URL` when it is set (each test under its own namespace, so a shared
+//! server is fine); their read models, checkpoints and the rest live in a fresh SQLite file.
+//!
 //! PostgreSQL tests need the server of `DYNAMOI_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it is unreachable they fail, unless
 //! `DYNAMOI_TEST_SKIP_POSTGRES=1` is set outside CI; under `CI=true` they always fail.
 
-use eventlog::{Db, EventLog};
+pub mod browser;
+
+use eventlog::{Db, EventLog, KurrentStore};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Which backend a test runs against.
@@ -14,6 +22,47 @@ use std::time::{Duration, Instant};
 pub enum Backend {
     Postgres,
     Sqlite,
+    /// Events in KurrentDB (the stand-in, or `DYNAMOI_TEST_KURRENTDB_URL`), the rest in SQLite.
+    KurrentDb,
+}
+
+/// The KurrentDB a test's events live in.
+pub struct KurrentTarget {
+    /// The connection string (`kurrentdb://…`).
+    pub url: String,
+    /// This test's namespace: its streams are `{namespace}.{type}-{id}`.
+    pub namespace: String,
+    /// The stand-in, when no real server was named; stopped on drop.
+    pub standin: Option<kurrentdb_standin::StandinHandle>,
+}
+
+impl KurrentTarget {
+    /// The real server of `DYNAMOI_TEST_KURRENTDB_URL`, or a fresh stand-in.
+    pub async fn start() -> KurrentTarget {
+        let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
+        match std::env::var("DYNAMOI_TEST_KURRENTDB_URL") {
+            Ok(url) if !url.is_empty() => KurrentTarget {
+                url,
+                namespace,
+                standin: None,
+            },
+            _ => {
+                let standin = kurrentdb_standin::Standin::start()
+                    .await
+                    .expect("start the KurrentDB stand-in");
+                KurrentTarget {
+                    url: standin.url(),
+                    namespace,
+                    standin: Some(standin),
+                }
+            }
+        }
+    }
+
+    /// A new client (bound to the current runtime).
+    pub fn store(&self) -> KurrentStore {
+        KurrentStore::connect(&self.url, &self.namespace).expect("a valid KurrentDB connection string")
+    }
 }
 
 /// A database made for one test and dropped after it.
@@ -25,6 +74,8 @@ pub struct TestDb {
     _dir: Option<TempDir>,
     /// The service's data folder (development keys live there), kept across app restarts.
     pub data_dir: TempDir,
+    /// Where the events live when they are in KurrentDB.
+    pub kurrent: Option<KurrentTarget>,
 }
 
 /// A temporary folder removed on drop.
@@ -67,6 +118,57 @@ impl TestDb {
         match backend {
             Backend::Sqlite => Some(TestDb::sqlite().await),
             Backend::Postgres => TestDb::postgres().await,
+            Backend::KurrentDb => Some(TestDb::kurrentdb().await),
+        }
+    }
+
+    /// Events in KurrentDB (see the crate docs), everything else in a fresh SQLite file.
+    pub async fn kurrentdb() -> TestDb {
+        let mut db = TestDb::sqlite().await;
+        db.kurrent = Some(KurrentTarget::start().await);
+        db
+    }
+
+    /// Where this test's events live.
+    pub fn backend(&self) -> Backend {
+        match (&self.kurrent, &self.db) {
+            (Some(_), _) => Backend::KurrentDb,
+            (None, Db::Postgres(_)) => Backend::Postgres,
+            (None, Db::Sqlite(_)) => Backend::Sqlite,
+        }
+    }
+
+    /// `sqlite`, `postgres` or `kurrentdb`, for messages.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::KurrentDb => "kurrentdb",
+        }
+    }
+
+    /// An event log over `db` (this test's database or another pool to it) and, for a
+    /// KurrentDB test, a new client of its server (bound to the current runtime).
+    pub fn log_over(&self, db: Db, clock: clock::SharedClock) -> EventLog {
+        match &self.kurrent {
+            Some(target) => EventLog::with_kurrent(db, target.store(), clock),
+            None => EventLog::with_clock(db, clock),
+        }
+    }
+
+    /// An event log over this database stamping events with `clock`.
+    pub fn log_with_clock(&self, clock: clock::SharedClock) -> EventLog {
+        self.log_over(self.db.clone(), clock)
+    }
+
+    /// The settings that point a service at this test's event store, if not the SQL database.
+    pub fn event_store_settings(&self) -> Vec<(&'static str, String)> {
+        match &self.kurrent {
+            Some(target) => vec![
+                ("DYNAMOI_EVENT_STORE_URL", target.url.clone()),
+                ("DYNAMOI_EVENT_STORE_NAMESPACE", target.namespace.clone()),
+            ],
+            None => Vec::new(),
         }
     }
 
@@ -83,6 +185,7 @@ impl TestDb {
             name: String::new(),
             _dir: Some(dir),
             data_dir: TempDir::new(),
+            kurrent: None,
         }
     }
 
@@ -120,6 +223,7 @@ impl TestDb {
             name,
             _dir: None,
             data_dir: TempDir::new(),
+            kurrent: None,
         })
     }
 
@@ -132,12 +236,13 @@ impl TestDb {
             name: String::new(),
             _dir: None,
             data_dir: TempDir::new(),
+            kurrent: None,
         }
     }
 
-    /// An event log over this database.
+    /// An event log over this database (and this test's KurrentDB, if any).
     pub fn log(&self) -> EventLog {
-        EventLog::new(self.db.clone())
+        self.log_with_clock(clock::system())
     }
 
     /// Runs one SQL statement on the database directly (a test's own set-up or tampering, such
@@ -248,6 +353,35 @@ macro_rules! both_backends {
     };
 }
 
+/// Runs a test body against the three event stores: SQLite, PostgreSQL, and KurrentDB (the
+/// stand-in, or `DYNAMOI_TEST_KURRENTDB_URL`; read models in SQLite).
+#[macro_export]
+macro_rules! three_backends {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident: TestDb) $body:block) => {
+        mod $name {
+            use super::*;
+            async fn run($db: $crate::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_sqlite() {
+                run($crate::TestDb::sqlite().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_postgres() {
+                if let Some(db) = $crate::TestDb::postgres().await {
+                    run(db).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_kurrentdb() {
+                run($crate::TestDb::kurrentdb().await).await
+            }
+        }
+    };
+}
+
 /// A running dynamoi service on a random port, over a fresh database, for end-to-end tests.
 pub struct TestApp {
     pub address: std::net::SocketAddr,
@@ -255,6 +389,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: api::Settings,
     pub db: TestDb,
+    /// The service's clock: it runs from the instant the test set ([`TEST_NOW`] unless asked).
+    pub clock: Arc<clock::AnchoredClock>,
+    /// The application the service runs, for tests that call a use case directly.
+    pub app: app::App,
     shutdown: tokio_util_shim::Shutdown,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -262,6 +400,25 @@ pub struct TestApp {
 /// A one-shot shutdown signal (a oneshot channel), so the crate needs no extra dependency.
 mod tokio_util_shim {
     pub struct Shutdown(pub Option<tokio::sync::oneshot::Sender<()>>);
+}
+
+/// The instant every test app's clock starts at unless the test sets another: tests never read
+/// the wall clock for what they assert.
+pub const TEST_NOW: &str = "2026-11-15T12:00:00Z";
+
+/// The variable that moves every test app's starting instant (RFC 3339), to prove that the
+/// suite does not depend on the date: `.ci/run` runs the date-sensitive tests again a year
+/// later with it.
+pub const TEST_NOW_VARIABLE: &str = "DYNAMOI_TEST_NOW";
+
+/// The instant every test app's clock starts at: [`TEST_NOW`], or [`TEST_NOW_VARIABLE`] when set.
+pub fn test_now() -> chrono::DateTime<chrono::Utc> {
+    match std::env::var(TEST_NOW_VARIABLE) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{TEST_NOW_VARIABLE}={text} is not an RFC 3339 instant")),
+        Err(_) => TEST_NOW.parse().expect("a valid instant"),
+    }
 }
 
 /// The JWT secret every test app is configured with.
@@ -275,8 +432,23 @@ impl TestApp {
         Some(TestApp::spawn_on(db, extra).await)
     }
 
+    /// Starts the real application with its clock at `at`.
+    pub async fn spawn_at(
+        backend: Backend,
+        extra: &[(&str, &str)],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<TestApp> {
+        let db = TestDb::new(backend).await?;
+        Some(TestApp::spawn_on_at(db, extra, at).await)
+    }
+
     /// Starts the application over an existing test database (e.g. one a stopped app used).
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_on_at(db, extra, test_now()).await
+    }
+
+    /// Starts the application over an existing test database with its clock at `at`.
+    pub async fn spawn_on_at(db: TestDb, extra: &[(&str, &str)], at: chrono::DateTime<chrono::Utc>) -> TestApp {
         let mut vars: std::collections::HashMap<String, String> = [
             ("DYNAMOI_LISTEN", "127.0.0.1:0".to_string()),
             ("DYNAMOI_DATABASE_URL", db.url.clone()),
@@ -284,20 +456,34 @@ impl TestApp {
             ("DYNAMOI_JWT_SECRET", TEST_JWT_SECRET.to_string()),
             ("DYNAMOI_PROJECTION_POLL_MS", "50".to_string()),
             ("DYNAMOI_LOG", "warn".to_string()),
-            // Tests sync on demand; a test of the scheduler turns it on.
+            // Tests run jobs on demand; a test of the scheduler turns them on.
             ("DYNAMOI_SYNC_DAILY_AT", "off".to_string()),
+            ("DYNAMOI_BILLING_CLOSE_DAILY_AT", "off".to_string()),
+            ("DYNAMOI_RETENTION_DAILY_AT", "off".to_string()),
+            ("DYNAMOI_PRIVACY_RETRY_DAILY_AT", "off".to_string()),
+            ("DYNAMOI_WORKFLOW_POLL_MS", "50".to_string()),
+            // A failed workflow item is retried after 50 ms (doubling), not a minute.
+            ("DYNAMOI_WORKFLOW_BACKOFF_MS", "50".to_string()),
+            ("DYNAMOI_JOBS_POLL_MS", "50".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        for (k, v) in db.event_store_settings() {
+            vars.insert(k.to_string(), v);
+        }
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
         let settings = api::Settings::from_lookup(|k| vars.get(k).cloned()).expect("valid test settings");
-        let app = api::Application::build(settings.clone()).await.expect("the app builds");
-        let address = app.address();
+        let clock = clock::AnchoredClock::new(at);
+        let application = api::Application::build_with_clock(settings.clone(), clock.clone())
+            .await
+            .expect("the app builds");
+        let address = application.address();
+        let app = application.app().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async move {
+        let server = tokio::spawn(application.run_until(async move {
             let _ = rx.await;
         }));
         TestApp {
@@ -306,16 +492,24 @@ impl TestApp {
             client: reqwest::Client::new(),
             settings,
             db,
+            clock,
+            app,
             shutdown: tokio_util_shim::Shutdown(Some(tx)),
             server: Some(server),
         }
     }
 
+    /// The service's current instant (its clock, not the wall clock).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        clock::Clock::now(self.clock.as_ref())
+    }
+
     /// A bearer token for `sub` with `role`, signed with the test secret.
     pub fn token(&self, sub: &str, role: api::auth::Role) -> String {
         let secret = secrecy::SecretString::from(TEST_JWT_SECRET);
-        api::auth::Authenticator::new(&secret, "authenticated")
-            .mint(sub, role, 3600)
+        api::auth::Authenticator::with_clock(&secret, "authenticated", self.clock.clone())
+            // Valid for 400 days of the service's clock: tests move the clock by days and months.
+            .mint(sub, role, 400 * 24 * 3600)
             .expect("mint a token")
     }
 
@@ -340,8 +534,35 @@ impl TestApp {
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Signs `person` up (an adult in Pakistan, through the sign-up hook's service token), as
+    /// every person must before a processing command (connecting, creating an artist, …).
+    pub async fn sign_up(&self, person: &str) {
+        let (status, body) = self
+            .send(
+                &self.token("auth-hook", api::auth::Role::Service),
+                reqwest::Method::POST,
+                "/v1/accounts",
+                Some(serde_json::json!({
+                    "person_id": person, "provider": "google", "provider_subject": format!("google|{person}"),
+                    "name": "Test Person", "email": format!("{person}@example.test"), "country": "PK",
+                    "birth_date": "1990-02-03"
+                })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "sign-up of {person}: {body}");
+    }
+
     /// How many events the log holds.
     pub async fn event_count(&self) -> i64 {
+        if self.db.kurrent.is_some() {
+            return self
+                .app
+                .log
+                .head(eventlog::Position::START)
+                .await
+                .expect("count the feed")
+                .events_after;
+        }
         let sql = "SELECT count(*) FROM events";
         match &self.db.db {
             Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
@@ -433,4 +654,25 @@ pub async fn cells_holding(db: &Db, needle: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// A Meta campaign draft for `artist_id` (1 USD a day from 2026-10-01, one Facebook post): the
+/// draft the tests that need "some campaign" record straight through the log.
+pub fn meta_campaign_draft(artist_id: &str) -> domain::campaign::CampaignDraft {
+    use domain::campaign::{AdPlatform, Budget, CampaignDraft, Creative, Objective, Schedule};
+    CampaignDraft {
+        artist_id: artist_id.into(),
+        platform: AdPlatform::Meta,
+        objective: Objective::Streams,
+        budget: Budget::Daily {
+            amount_micros: 1_000_000,
+        },
+        currency: "USD".into(),
+        schedule: Schedule {
+            start: "2026-10-01".parse().expect("a date"),
+            end: None,
+        },
+        countries: vec!["PK".into()],
+        creatives: vec![Creative::FacebookPost { post_id: "1_2".into() }],
+    }
 }

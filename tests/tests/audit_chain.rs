@@ -2,9 +2,8 @@
 //! payload is reported with its stream and sequence.
 
 use domain::policy::{PolicyCommand, PolicyDocument};
-use eventlog::chain::{streams, verify_stream};
 use eventlog::{dispatch, Db, EventMetadata};
-use tests::both_backends;
+use tests::{both_backends, three_backends};
 
 async fn publish_three(log: &eventlog::EventLog) {
     let meta = EventMetadata {
@@ -25,20 +24,20 @@ async fn publish_three(log: &eventlog::EventLog) {
     }
 }
 
-both_backends! {
+three_backends! {
     async fn every_stream_written_by_commands_verifies(db: TestDb) {
         let log = db.log();
         publish_three(&log).await;
         log.append("other", "x", 0, vec![eventlog::NewEvent { event_type: "A".into(), event_version: "1".into(), payload: serde_json::json!({"k": "v"}) }], &EventMetadata::system()).await.unwrap();
         // An append without a loaded head looks the previous link up itself.
         log.append("other", "x", 1, vec![eventlog::NewEvent { event_type: "B".into(), event_version: "1".into(), payload: serde_json::json!([1, 2]) }], &EventMetadata::system()).await.unwrap();
-        let all = streams(&db.db).await.unwrap();
+        let all = log.streams().await.unwrap();
         assert_eq!(all.len(), 2);
         for (t, i) in all {
-            let report = verify_stream(&db.db, &t, &i).await.unwrap();
+            let report = log.verify_stream(&t, &i).await.unwrap();
             assert_eq!(report.broken, None, "{t}/{i}");
         }
-        let report = verify_stream(&db.db, "policy_document", "privacy-policy").await.unwrap();
+        let report = log.verify_stream("policy_document", "privacy-policy").await.unwrap();
         assert_eq!(report.events, 3);
     }
 }
@@ -60,7 +59,7 @@ both_backends! {
                 sqlx::query(edit).execute(pool).await.unwrap();
             }
         }
-        let report = verify_stream(&db.db, "policy_document", "privacy-policy").await.unwrap();
+        let report = log.verify_stream("policy_document", "privacy-policy").await.unwrap();
         let broken = report.broken.expect("the edit is detected");
         assert_eq!(broken.sequence, 2);
         assert!(broken.reason.contains("altered"), "{}", broken.reason);
@@ -69,7 +68,7 @@ both_backends! {
         dispatch!(&db.db, Db, |pool| {
             sqlx::query(edit_meta).execute(pool).await.unwrap();
         });
-        let report = verify_stream(&db.db, "policy_document", "privacy-policy").await.unwrap();
+        let report = log.verify_stream("policy_document", "privacy-policy").await.unwrap();
         assert_eq!(report.broken.unwrap().sequence, 1);
     }
 }

@@ -86,6 +86,23 @@ async fn story(backend: Backend) {
         .respond_with(meter.clone())
         .mount(&stripe)
         .await;
+    // Checkout's customer of payer-1, and an id Stripe does not have.
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_TEST1"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"id": "cus_TEST1", "object": "customer", "metadata": {"dynamoi_person": "payer-1"}}),
+            ),
+        )
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_MADEUP"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {
+            "code": "resource_missing", "param": "id", "type": "invalid_request_error",
+            "message": "No such customer: 'cus_MADEUP'"}})))
+        .mount(&stripe)
+        .await;
     let uri = stripe.uri();
     let Some(app) = TestApp::spawn(
         backend,
@@ -93,7 +110,6 @@ async fn story(backend: Backend) {
             ("DYNAMOI_STRIPE_API_KEY", "sk_test_billing"),
             ("DYNAMOI_STRIPE_BASE_URL", &uri),
             ("DYNAMOI_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
-            ("DYNAMOI_BILLING_REPORT_INTERVAL_MS", "50"),
         ],
     )
     .await
@@ -102,6 +118,7 @@ async fn story(backend: Backend) {
     };
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
+    app.sign_up("payer-1").await;
     let owner = app.token("payer-1", Role::Person);
     let service = app.token("sync", Role::Service);
     let support = app.token("support-1", Role::Support);
@@ -176,7 +193,7 @@ async fn story(backend: Backend) {
         );
         assert!(!refused.to_string().contains("4242 4242"), "{refused}");
     }
-    let (status, refused) = webhook(&app, &json!({"id": "evt_card", "type": "charge.succeeded", "data": {"object": {"customer": "cus_TEST1", "description": "5555555555554444"}}}), chrono::Utc::now().timestamp()).await;
+    let (status, refused) = webhook(&app, &json!({"id": "evt_card", "type": "charge.succeeded", "data": {"object": {"customer": "cus_TEST1", "description": "5555555555554444"}}}), app.now().timestamp()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
 
     // The account: 500 USD of spend included each month, 2.5 % beyond, months in UTC.
@@ -200,7 +217,39 @@ async fn story(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // No existence oracle: another person opening payer-1's customer gets exactly the answer of
+    // a customer Stripe does not have, and nothing is recorded; payer-1 again is a conflict.
+    app.sign_up("stranger").await;
     let stranger = app.token("stranger", Role::Person);
+    let before = app.event_count().await;
+    let mut refusals = Vec::new();
+    for customer in ["cus_TEST1", "cus_MADEUP"] {
+        let (status, mut refused) = app
+            .send(
+                &stranger,
+                post.clone(),
+                "/v1/billing/accounts",
+                Some(json!({"stripe_customer_id": customer, "plan": plan})),
+            )
+            .await;
+        refused.as_object_mut().map(|o| o.remove("request_id"));
+        refusals.push((status, refused));
+    }
+    assert_eq!(
+        refusals[0], refusals[1],
+        "someone else's customer answers as a missing one"
+    );
+    assert_eq!(refusals[0].0, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", refusals[0]);
+    assert_eq!(app.event_count().await, before);
+    let (status, again) = app
+        .send(
+            &owner,
+            post.clone(),
+            "/v1/billing/accounts",
+            Some(json!({"stripe_customer_id": "cus_TEST1", "plan": plan})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
     let (status, _) = app
         .send(&stranger, get.clone(), "/v1/billing/accounts/cus_TEST1/usage", None)
         .await;
@@ -255,9 +304,11 @@ async fn story(backend: Backend) {
     assert_eq!(statement["adjustments"], json!([]));
     let (status, again) = close("2026-09", &position).await;
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
-    let (status, early) = close("2026-11", &position).await;
+    // The month the service's clock stands in (tests::test_now()) has not ended.
+    let this_month = app.now().format("%Y-%m").to_string();
+    let (status, early) = close(&this_month, &position).await;
     assert_eq!(status, StatusCode::CONFLICT, "{early}");
-    assert_eq!(early["detail"], "2026-11 has not ended yet in Etc/UTC");
+    assert_eq!(early["detail"], format!("{this_month} has not ended yet in Etc/UTC"));
 
     let reported = async |count: usize| {
         tests::wait_until(std::time::Duration::from_secs(15), || async {
@@ -312,32 +363,16 @@ async fn story(backend: Backend) {
         "August's resend was refused as a duplicate; nothing else repeated"
     );
 
-    // Rebuilding the billing read model sends nothing again.
+    // Rebuilding the billing read model sends nothing again: the meter reports follow the feed
+    // with their own checkpoint, and each period's stream says it was reported.
     let engine = projections::Engine::new(app.db.log(), projections::all(), projections::EngineConfig::default());
     engine.rebuild("billing", |_| {}).await.unwrap();
-    let passes = async || {
-        let text = app
-            .client
-            .get(format!("{}/metrics", app.base_url))
-            .send()
-            .await
-            .unwrap()
-            .text()
+    for _ in 0..3 {
+        let (_, handled) = app::workflows::pass(&app.app, &app::billing::MeterReports, &app.app.config.workflows)
             .await
             .unwrap();
-        text.lines()
-            .find(|l| l.starts_with("dynamoi_meter_reporter_passes_total"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let before = passes().await;
-    assert!(
-        tests::wait_until(std::time::Duration::from_secs(10), || async {
-            passes().await >= before + 3.0
-        })
-        .await
-    );
+        assert_eq!(handled, 0, "nothing is due");
+    }
     assert_eq!(*meter.requests.lock().unwrap(), 3);
     assert_eq!(meter.accepted.lock().unwrap().len(), 3);
 
@@ -348,14 +383,14 @@ async fn story(backend: Backend) {
     assert_eq!(invoices["history"], json!([]));
 
     // Webhooks: a failed payment holds the campaigns; paying again releases them.
-    let now = chrono::Utc::now().timestamp();
+    let now = app.now().timestamp();
     let failed = json!({"id": "evt_fail_1", "type": "invoice.payment_failed", "created": now,
                         "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_TEST1", "amount_due": 2900,
                                             "currency": "usd", "status": "open",
                                             "metadata": {"meta_campaign": "23851234567890123", "ad_account": "120210000000001"}}}});
     let (status, recorded) = webhook(&app, &failed, now).await;
     assert_eq!(status, StatusCode::OK, "{recorded}");
-    assert_eq!(recorded["campaigns_moved"], 2, "{recorded}");
+    assert_eq!(recorded["subscription"], "past_due", "{recorded}");
     let (status, replay) = webhook(&app, &failed, now).await;
     assert_eq!(status, StatusCode::CONFLICT, "a replayed delivery is refused: {replay}");
     let (status, retried) = webhook(&app, &failed, now + 60).await;
@@ -376,18 +411,11 @@ async fn story(backend: Backend) {
         .map(|r| (r.status(), ()))
         .unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (_, listed) = app
-        .send(
-            &owner,
-            get.clone(),
-            &format!(
-                "/v1/artists/{artist_id}/campaigns?min_position={}",
-                recorded["position"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
-    let stages = |listed: &Value| {
+    // The `subscription_holds` workflow pauses both campaigns from the recorded fact.
+    let stages = async || {
+        let (_, listed) = app
+            .send(&owner, get.clone(), &format!("/v1/artists/{artist_id}/campaigns"), None)
+            .await;
         listed["campaigns"]
             .as_array()
             .unwrap()
@@ -395,16 +423,27 @@ async fn story(backend: Backend) {
             .map(|c| c["stage"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        stages(&listed),
-        ["subscription_paused", "subscription_paused"],
-        "{listed}"
+    assert!(
+        tests::wait_until(std::time::Duration::from_secs(15), || async {
+            stages().await == ["subscription_paused", "subscription_paused"]
+        })
+        .await,
+        "{:?}",
+        stages().await
     );
     let paid = json!({"id": "evt_paid_1", "type": "invoice.paid", "created": now + 5,
                       "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_TEST1", "amount_paid": 2900,
                                           "currency": "usd", "status": "paid"}}});
     let (_, recorded) = webhook(&app, &paid, now + 5).await;
-    assert_eq!(recorded["campaigns_moved"], 2, "{recorded}");
+    assert_eq!(recorded["subscription"], "active", "{recorded}");
+    assert!(
+        tests::wait_until(std::time::Duration::from_secs(15), || async {
+            stages().await == ["live", "live"]
+        })
+        .await,
+        "{:?}",
+        stages().await
+    );
     let (_, account) = app
         .send(
             &owner,
@@ -457,10 +496,9 @@ async fn spend_becomes_usage_statements_and_exactly_one_meter_event_each_on_post
 /// The daily job closes each account's last ended month once.
 async fn daily_close(db: tests::TestDb) {
     use domain::billing::{BillingAccount, BillingCommand, Plan};
-    use domain::campaign::{
-        AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, Creative, Objective, Schedule,
-    };
-    let log = db.log();
+    use domain::campaign::{Campaign, CampaignCommand};
+    let app = TestApp::spawn_on(db, &[]).await;
+    let log = &app.app.log;
     let meta = eventlog::EventMetadata::system();
     let now: chrono::DateTime<chrono::Utc> = "2026-11-02T08:00:00Z".parse().unwrap();
     let plan = Plan {
@@ -483,63 +521,167 @@ async fn daily_close(db: tests::TestDb) {
     )
     .await
     .unwrap();
-    let draft = CampaignDraft {
-        artist_id: "a1".into(),
-        platform: AdPlatform::Meta,
-        objective: Objective::Streams,
-        budget: Budget::Daily {
-            amount_micros: 1_000_000,
-        },
-        currency: "USD".into(),
-        schedule: Schedule {
-            start: "2026-10-01".parse().unwrap(),
-            end: None,
-        },
-        countries: vec!["PK".into()],
-        creatives: vec![Creative::FacebookPost { post_id: "1_2".into() }],
-    };
+    let draft = tests::meta_campaign_draft("a1");
     log.execute::<Campaign>("c1", CampaignCommand::Draft(draft), &meta)
         .await
         .unwrap();
-    let reading: api::ingest::IngestReading =
+    let reading: app::ingest::IngestReading =
         serde_json::from_value(reading("c1", "2026-10-31".parse().unwrap(), 12_345_678, "USD")).unwrap();
-    api::ingest::ingest(&log, &[Ok(reading)], &meta).await.unwrap();
-    let engine = projections::Engine::new(log.clone(), projections::all(), projections::EngineConfig::default());
+    app::ingest::ingest(log, &[Ok(reading)], &meta).await.unwrap();
+    let usage = || projections::read_models::billing::usage(log.db(), "cus_DAILY", None);
+    let closed = || projections::read_models::billing::closed_periods(log.db(), "cus_DAILY");
     // On PostgreSQL the feed shows a commit once no older transaction in the cluster is open.
     let projected = tests::wait_until(std::time::Duration::from_secs(20), || async {
-        engine.catch_up().await.unwrap();
-        !api::billing::usage(log.db(), "cus_DAILY", None)
-            .await
-            .unwrap()
-            .is_empty()
+        !usage().await.unwrap().is_empty()
     })
     .await;
     assert!(projected);
-    assert_eq!(api::billing::close_ended_periods(&log, now).await.unwrap(), 1);
+    assert_eq!(app::billing::close_ended_periods(&app.app, now).await.unwrap(), 1);
     // The close is a new commit: wait until the billing read model shows it, as above.
     let closed_visible = tests::wait_until(std::time::Duration::from_secs(20), || async {
-        engine.catch_up().await.unwrap();
-        !api::billing::closed_periods(log.db(), "cus_DAILY")
-            .await
-            .unwrap()
-            .is_empty()
+        !closed().await.unwrap().is_empty()
     })
     .await;
     assert!(closed_visible);
     assert_eq!(
-        api::billing::close_ended_periods(&log, now).await.unwrap(),
+        app::billing::close_ended_periods(&app.app, now).await.unwrap(),
         0,
         "closed once"
     );
-    let closed = api::billing::closed_periods(log.db(), "cus_DAILY").await.unwrap();
+    let closed = closed().await.unwrap();
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].period, "2026-10");
     // 10 % of 12.345678 = 1.2345678 → 1.234568 (half up).
     assert_eq!(closed[0].statement.fee_micros, 1_234_568);
+    app.stop().await;
 }
 
 tests::both_backends!(
     async fn the_daily_job_closes_each_accounts_last_month_once(db: TestDb) {
         daily_close(db).await
+    }
+);
+
+/// The same month-end story at an instant the test sets: a month's spend closes into its
+/// statement only once the month has ended in the account's time zone, and the daily job
+/// then has nothing left to close. Months are taken relative to `now`.
+async fn month_end_at(app: &TestApp, now: chrono::DateTime<chrono::Utc>, account: &str) {
+    use chrono::Datelike;
+    use domain::billing::{BillingAccount, BillingCommand, Plan};
+    use domain::campaign::{
+        AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, Creative, Objective, Schedule,
+    };
+    app.clock.set(now);
+    let log = &app.app.log;
+    let meta = eventlog::EventMetadata::system();
+    let this_month = now.date_naive().with_day(1).unwrap();
+    let last_month = this_month - chrono::Months::new(1);
+    let period = |first: NaiveDate| format!("{:04}-{:02}", first.year(), first.month());
+    let artist = format!("artist-{account}");
+    let campaign = format!("camp-{account}");
+    let plan = Plan {
+        monthly_fee_micros: 0,
+        included_spend_micros: 0,
+        fee_basis_points: 1000,
+        currency: "USD".into(),
+        time_zone: "Asia/Karachi".into(),
+    };
+    let open = BillingCommand::Open {
+        owner: "payer-y".into(),
+        stripe_customer_id: account.into(),
+        plan,
+    };
+    log.execute::<BillingAccount>(account, open, &meta).await.unwrap();
+    let attach = BillingCommand::AttachArtist {
+        artist_id: artist.clone(),
+    };
+    log.execute::<BillingAccount>(account, attach, &meta).await.unwrap();
+    let draft = CampaignDraft {
+        artist_id: artist.clone(),
+        platform: AdPlatform::Meta,
+        objective: Objective::Streams,
+        budget: Budget::Daily {
+            amount_micros: 50_000_000,
+        },
+        currency: "USD".into(),
+        schedule: Schedule {
+            start: last_month,
+            end: None,
+        },
+        countries: vec!["PK".into()],
+        creatives: vec![Creative::FacebookPost { post_id: "1_2".into() }],
+    };
+    log.execute::<Campaign>(&campaign, CampaignCommand::Draft(draft), &meta)
+        .await
+        .unwrap();
+    // 10 USD a day from the first of last month to yesterday.
+    let days = (now.date_naive() - last_month).num_days();
+    let readings: Vec<Result<app::ingest::IngestReading, String>> = (0..days)
+        .map(|offset| {
+            let mut value = reading(&campaign, last_month + Duration::days(offset), 10_000_000, "USD");
+            value["fetched_at"] = json!(now.to_rfc3339());
+            Ok(serde_json::from_value(value).unwrap())
+        })
+        .collect();
+    let ingested = app::ingest::ingest(log, &readings, &meta).await.unwrap();
+    let position = ingested.position.unwrap().to_string();
+    let support = app.token("support-y", Role::Support);
+    let close = async |period: &str| {
+        app.send(
+            &support,
+            reqwest::Method::POST,
+            &format!("/v1/billing/accounts/{account}/periods/{period}/close"),
+            Some(json!({"min_position": position})),
+        )
+        .await
+    };
+    let (status, closed) = close(&period(last_month)).await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    let days_last_month = (this_month - last_month).num_days();
+    assert_eq!(
+        closed["statement"]["spend_micros"],
+        days_last_month * 10_000_000,
+        "{closed}"
+    );
+    assert_eq!(
+        closed["statement"]["fee_micros"],
+        days_last_month * 1_000_000,
+        "{closed}"
+    );
+    let (status, early) = close(&period(this_month)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{early}");
+    assert_eq!(
+        early["detail"],
+        format!("{} has not ended yet in Asia/Karachi", period(this_month))
+    );
+    let visible = tests::wait_until(std::time::Duration::from_secs(20), || async {
+        projections::read_models::billing::closed_periods(log.db(), account)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    assert!(visible);
+    // The daily job (which closes every account's last ended month) finds this one closed.
+    app::billing::close_ended_periods(&app.app, now).await.unwrap();
+    let periods = log
+        .load("billing_period", &format!("{account}.{}", period(last_month)))
+        .await
+        .unwrap();
+    assert_eq!(periods.len(), 1, "closed once");
+    assert!(log
+        .load("billing_period", &format!("{account}.{}", period(this_month)))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+tests::both_backends!(
+    async fn the_billing_close_behaves_the_same_at_two_instants_a_year_apart(db: TestDb) {
+        let app = TestApp::spawn_on(db, &[]).await;
+        month_end_at(&app, "2026-11-15T12:00:00Z".parse().unwrap(), "cus_YEAR1").await;
+        month_end_at(&app, "2027-11-15T12:00:00Z".parse().unwrap(), "cus_YEAR2").await;
+        app.stop().await;
     }
 );

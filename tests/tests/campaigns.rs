@@ -30,9 +30,18 @@ fn reading(campaign: &str, day: NaiveDate, spend: i64) -> Value {
 async fn story(backend: Backend) {
     // Six projections apply the 10,000 readings after the request; on a loaded 2-core machine
     // that can take longer than the default 5 s consistency wait.
-    let Some(app) = TestApp::spawn(backend, &[("DYNAMOI_CONSISTENCY_WAIT_MS", "60000")]).await else {
+    let Some(app) = TestApp::spawn(
+        backend,
+        &[
+            ("DYNAMOI_CONSISTENCY_WAIT_MS", "60000"),
+            ("DYNAMOI_STATS_MIN_ARTISTS", "1"),
+        ],
+    )
+    .await
+    else {
         return;
     };
+    app.sign_up("owner-1").await;
     let owner = app.token("owner-1", Role::Person);
     let service = app.token("sync", Role::Service);
     let post = reqwest::Method::POST;
@@ -263,4 +272,11 @@ async fn ten_thousand_readings_then_restatements_and_the_dashboard_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_readings_then_restatements_and_the_dashboard_on_postgres() {
     story(Backend::Postgres).await
+}
+
+/// The service with `DYNAMOI_EVENT_STORE_URL=kurrentdb://…` (the stand-in, or
+/// `DYNAMOI_TEST_KURRENTDB_URL`): events in KurrentDB, read models in SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_readings_then_restatements_and_the_dashboard_on_kurrentdb() {
+    story(Backend::KurrentDb).await
 }

@@ -16,6 +16,7 @@ async fn story(backend: Backend) {
     let Some(app) = TestApp::spawn(backend, &[]).await else {
         return;
     };
+    app.sign_up("artist-9").await;
     let me = app.token("artist-9", Role::Person);
     let post = |body: Value| {
         app.client

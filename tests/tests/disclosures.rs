@@ -4,7 +4,7 @@
 //! non-personal reference: the spend sync (Meta insights, Google's token refresh, Google Ads
 //! searchStream) under the connection's owner, the asset listing under the caller, the
 //! invitation email under the inviter, the Stripe meter event under the billing account's
-//! owner. `api::disclosure::list` gives the same disclosures for the access export.
+//! owner. `app::disclosure::list` gives the same disclosures for the access export.
 
 use api::auth::Role;
 use chrono::{Duration, NaiveDate};
@@ -32,10 +32,10 @@ fn disclosure(processor: &str, categories: &[&str], purpose: &str, reference: &s
     json!({"processor": processor, "categories": categories, "purpose": purpose, "reference": reference})
 }
 
-/// `api::disclosure::list` answers the same disclosures as the stream, with ids and times.
+/// `app::disclosure::list` answers the same disclosures as the stream, with ids and times.
 async fn assert_listed(log: &eventlog::EventLog, person: &str, expected: &[Value]) {
     let stored = log.load("disclosure_log", person).await.unwrap();
-    let listed = api::disclosure::list(log, person).await.unwrap();
+    let listed = app::disclosure::list(log, person).await.unwrap();
     assert_eq!(listed.len(), expected.len(), "{listed:?}");
     for ((entry, event), want) in listed.iter().zip(&stored).zip(expected) {
         assert_eq!(entry["event_id"], event.event_id.to_string());
@@ -160,6 +160,7 @@ async fn platform_calls(backend: Backend) {
         return;
     };
     let person = "first.last";
+    app.sign_up(person).await;
     let owner = app.token(person, Role::Person);
     let post = reqwest::Method::POST;
     for connection in [
@@ -292,6 +293,7 @@ async fn invitation(backend: Backend) {
     else {
         return;
     };
+    app.sign_up("inviter-1").await;
     let owner = app.token("inviter-1", Role::Person);
     let post = reqwest::Method::POST;
     let (_, created) = app
@@ -352,9 +354,7 @@ async fn an_invitation_email_is_disclosed_under_the_inviter_on_postgres() {
 /// The meter reporter discloses each meter event it sends, under the account's owner, once.
 async fn meter_event(db: TestDb) {
     use domain::billing::{BillingAccount, BillingCommand, Plan};
-    use domain::campaign::{
-        AdPlatform, Budget, Campaign, CampaignCommand, CampaignDraft, Creative, Objective, Schedule,
-    };
+    use domain::campaign::{Campaign, CampaignCommand};
     let stripe_stand_in = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/billing/meter_events"))
@@ -364,11 +364,17 @@ async fn meter_event(db: TestDb) {
         })))
         .mount(&stripe_stand_in)
         .await;
-    let mut settings = connectors::stripe::StripeSettings::new(secrecy::SecretString::from("sk_test_disclose"));
-    settings.base_url = connectors::Url::parse(&stripe_stand_in.uri()).unwrap();
-    let stripe = connectors::stripe::Stripe::new(settings).unwrap();
-
-    let log = db.log();
+    let uri = stripe_stand_in.uri();
+    let app = TestApp::spawn_on(
+        db,
+        &[
+            ("DYNAMOI_STRIPE_API_KEY", "sk_test_disclose"),
+            ("DYNAMOI_STRIPE_BASE_URL", &uri),
+            ("DYNAMOI_STRIPE_METER_EVENT", "dynamoi_fee"),
+        ],
+    )
+    .await;
+    let log = app.app.log.clone();
     let meta = eventlog::EventMetadata::system();
     let plan = Plan {
         monthly_fee_micros: 0,
@@ -392,70 +398,53 @@ async fn meter_event(db: TestDb) {
     )
     .await
     .unwrap();
-    let draft = CampaignDraft {
-        artist_id: "a1".into(),
-        platform: AdPlatform::Meta,
-        objective: Objective::Streams,
-        budget: Budget::Daily {
-            amount_micros: 1_000_000,
-        },
-        currency: "USD".into(),
-        schedule: Schedule {
-            start: "2026-10-01".parse().unwrap(),
-            end: None,
-        },
-        countries: vec!["PK".into()],
-        creatives: vec![Creative::FacebookPost { post_id: "1_2".into() }],
-    };
+    let draft = tests::meta_campaign_draft("a1");
     log.execute::<Campaign>("c1", CampaignCommand::Draft(draft), &meta)
         .await
         .unwrap();
-    let reading: api::ingest::IngestReading = serde_json::from_value(json!({
+    let reading: app::ingest::IngestReading = serde_json::from_value(json!({
         "campaign_id": "c1", "platform": "meta", "date": "2026-10-31", "spend_micros": 12_345_678,
         "currency": "USD", "impressions": 1000, "clicks": 10, "fetched_at": "2026-11-01T06:00:00Z",
         "source": "meta_insights"
     }))
     .unwrap();
-    api::ingest::ingest(&log, &[Ok(reading)], &meta).await.unwrap();
-    let engine = projections::Engine::new(log.clone(), projections::all(), projections::EngineConfig::default());
+    app::ingest::ingest(&log, &[Ok(reading)], &meta).await.unwrap();
     // On PostgreSQL the feed shows a commit once no older transaction in the cluster is open.
     let projected = wait_until(std::time::Duration::from_secs(20), || async {
-        engine.catch_up().await.unwrap();
-        !api::billing::usage(log.db(), "cus_DISCLOSE", None)
+        !projections::read_models::billing::usage(log.db(), "cus_DISCLOSE", None)
             .await
             .unwrap()
             .is_empty()
     })
     .await;
     assert!(projected);
-    let now: chrono::DateTime<chrono::Utc> = "2026-11-02T08:00:00Z".parse().unwrap();
-    assert_eq!(api::billing::close_ended_periods(&log, now).await.unwrap(), 1);
-    let closed = wait_until(std::time::Duration::from_secs(20), || async {
-        engine.catch_up().await.unwrap();
-        !api::billing::closed_periods(log.db(), "cus_DISCLOSE")
-            .await
-            .unwrap()
-            .is_empty()
-    })
-    .await;
-    assert!(closed);
     assert!(disclosures(&log, "payer.one").await.is_empty(), "nothing sent yet");
-
-    assert_eq!(api::billing::report_due(&log, &stripe, "dynamoi_fee").await.unwrap(), 1);
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-02T08:00:00Z".parse().unwrap();
+    assert_eq!(app::billing::close_ended_periods(&app.app, now).await.unwrap(), 1);
+    // The `meter_reports` workflow sends the closed period, once.
     let expected = vec![disclosure(
         "stripe",
         &["billing_identifiers", "spend_figures"],
         "metered_billing",
         "dynamoi-cus_DISCLOSE-2026-10",
     )];
+    let reported = wait_until(std::time::Duration::from_secs(20), || async {
+        log.load("billing_period", "cus_DISCLOSE.2026-10").await.unwrap().len() == 2
+    })
+    .await;
+    assert!(reported, "the period is recorded as reported");
     assert_eq!(disclosures(&log, "payer.one").await, expected);
-    // A second pass sends nothing, and so discloses nothing.
-    assert_eq!(api::billing::report_due(&log, &stripe, "dynamoi_fee").await.unwrap(), 0);
+    // Another pass sends nothing, and so discloses nothing.
+    let (_, handled) = app::workflows::pass(&app.app, &app::billing::MeterReports, &app.app.config.workflows)
+        .await
+        .unwrap();
+    assert_eq!(handled, 0);
     assert_eq!(stripe_stand_in.received_requests().await.unwrap().len(), 1);
     assert_eq!(disclosures(&log, "payer.one").await, expected);
     assert_listed(&log, "payer.one", &expected).await;
     let events = log.load("disclosure_log", "payer.one").await.unwrap();
     assert_eq!(events[0].metadata.actor, "system:meter-reporter");
+    app.stop().await;
 }
 
 tests::both_backends!(

@@ -75,6 +75,7 @@ async fn invitation_email_once(backend: Backend) {
     let Some(app) = TestApp::spawn(backend, &settings).await else {
         return;
     };
+    app.sign_up("owner-1").await;
     let owner = app.token("owner-1", Role::Person);
     let (_, created) = post(&app, &owner, "/v1/artists", json!({"name": "Band"})).await;
     let artist = created["artist_id"].as_str().unwrap().to_string();
@@ -109,9 +110,12 @@ async fn invitation_email_once(backend: Backend) {
     let marker = post(&app, &owner, "/v1/artists", json!({"name": "Marker"})).await.1;
     let marker_pos: eventlog::Position = marker["position"].as_str().unwrap().parse().unwrap();
     let caught_up = wait_until(std::time::Duration::from_secs(20), || async {
-        eventlog::outbox::checkpoint(&app.db.db, api::outbox::NAME)
-            .await
-            .unwrap()
+        eventlog::outbox::checkpoint(
+            &app.db.db,
+            app::workflows::Workflow::name(&app::artists::InvitationEmails),
+        )
+        .await
+        .unwrap()
             >= marker_pos
     })
     .await;
@@ -199,6 +203,7 @@ async fn youtube_story(backend: Backend) {
     let Some(app) = TestApp::spawn(backend, &settings).await else {
         return;
     };
+    app.sign_up("artist-5").await;
     let me = app.token("artist-5", Role::Person);
     let (status, _) = post(&app, &me, "/v1/connections", json!({"platform": "youtube", "channel_id": "UCartist", "channel_name": "Artist Five", "refresh_token": "1//good-refresh"})).await;
     assert_eq!(status, StatusCode::CREATED);

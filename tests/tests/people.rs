@@ -1,5 +1,5 @@
 //! People and their consents end to end, on both backends: sign-up with sealed fields, the age
-//! gate, consents and policy acceptance, the auditor's replay at several instants, click ids
+//! gate (and a sign-up stored in the shape of version 1), consents and policy acceptance, the auditor's replay at several instants, click ids
 //! under consent, crypto-shredding, and a scan of every table for plaintext personal data.
 
 use api::auth::Role;
@@ -112,6 +112,11 @@ async fn the_whole_story(backend: Backend) {
         events + keys
     });
     assert_eq!(child_rows, 0, "an under-age sign-up leaves no event and no key");
+    assert_eq!(
+        feed_holding(&app, &child).await,
+        0,
+        "an under-age sign-up leaves no event in the feed"
+    );
 
     // Sign-up, then the person reads their own profile.
     let (status, body) = api
@@ -124,7 +129,11 @@ async fn the_whole_story(backend: Backend) {
     assert_eq!(profile["name"], NAME);
     assert_eq!(profile["email"], EMAIL);
     assert_eq!(profile["avatar_url"], AVATAR);
-    assert_eq!(profile["minimum_age_met"], 13);
+    assert_eq!(
+        profile["minimum_age"], 13,
+        "Pakistan's minimum age, which the age gate checked"
+    );
+    assert_eq!(profile["minimum_age_met"], true);
     assert_eq!(profile["erased"], false);
     let (status, _) = api
         .post("/v1/accounts", &service, sign_up_body(&person, "1995-05-05", "PK"))
@@ -139,8 +148,10 @@ async fn the_whole_story(backend: Backend) {
         "only the auth provider's service signs people up"
     );
 
-    // Consents over time, with instants in between for the auditor.
-    let before_any = chrono::Utc::now();
+    // Consents over time, at instants the test sets, with instants in between for the auditor.
+    let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let before_any = at("2026-11-15T09:59:00Z");
+    app.clock.set(at("2026-11-15T10:00:00Z"));
     let (status, granted) = api
         .post("/v1/me/consents", &me, consent("ai_features", true, "v1"))
         .await;
@@ -153,12 +164,14 @@ async fn the_whole_story(backend: Backend) {
         again["changed"], false,
         "granting twice under the same notice records nothing"
     );
-    let after_grant = chrono::Utc::now();
+    let after_grant = at("2026-11-15T10:30:00Z");
+    app.clock.set(at("2026-11-15T11:00:00Z"));
     let (status, _) = api
         .post("/v1/me/consents", &me, consent("ai_features", false, "v1"))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let after_withdrawal = chrono::Utc::now();
+    let after_withdrawal = at("2026-11-15T11:30:00Z");
+    app.clock.set(at("2026-11-15T12:00:00Z"));
     let (status, body) = api
         .post("/v1/me/consents", &me, consent("ai_features", true, "v7"))
         .await;
@@ -254,7 +267,7 @@ async fn the_whole_story(backend: Backend) {
     assert_eq!(ai(&at2)["granted"], false);
     assert_eq!(ai(&at2)["set_by"]["change"], "withdrawn");
     assert_eq!(at2["policy_acceptance"], Value::Null);
-    let (_, now) = replay(chrono::Utc::now()).await;
+    let (_, now) = replay(app.now()).await;
     assert_eq!(now["chain"]["verified"], true);
     assert_eq!(now["policy_acceptance"]["notice"]["version_label"], "v2");
     assert_eq!(
@@ -281,6 +294,11 @@ async fn the_whole_story(backend: Backend) {
             cells_holding(&app.db.db, secret).await,
             Vec::<String>::new(),
             "{secret} is stored in plaintext"
+        );
+        assert_eq!(
+            feed_holding(&app, secret).await,
+            0,
+            "{secret} is in an event in plaintext"
         );
     }
 
@@ -357,12 +375,87 @@ async fn the_whole_story(backend: Backend) {
         .await
         .unwrap()
         .is_erased());
-    let (_, after) = replay(chrono::Utc::now()).await;
+    let (_, after) = replay(app.now()).await;
     assert_eq!(after["chain"]["verified"], true, "chains still verify after shredding");
     assert_eq!(ai(&after)["granted"], false);
     let (_, verify) = api.get("/v1/audit/verify", &auditor).await;
     assert_eq!(verify["all_verified"], true);
     app.stop().await;
+}
+
+async fn sealed(vault: &vault::Vault, key: &vault::KeyRef, field: &str, text: &str) -> Value {
+    serde_json::to_value(vault.seal(key, field, text.as_bytes()).await.unwrap()).unwrap()
+}
+
+/// A sign-up stored as `SignedUp` version 1, whose `minimum_age_met` held the minimum age
+/// itself (16 in Germany): the profile answers that minimum age and that it was met, through
+/// the upcaster and the `accounts` read model.
+async fn a_sign_up_stored_as_version_one(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, &[]).await else {
+        return;
+    };
+    let api = Api { app: &app };
+    let person = format!("p{}", uuid::Uuid::now_v7().simple());
+    let vault = vault::Vault::new(app.db.db.clone(), Arc::new(app.settings.master_keyring().unwrap()));
+    let key = vault::KeyRef::person(&person);
+    let v1 = json!({"SignedUp": {
+        "provider": "google",
+        "provider_subject": sealed(&vault, &key, "provider_subject", "google-oauth2|1234567890").await,
+        "name": sealed(&vault, &key, "name", NAME).await,
+        "email": sealed(&vault, &key, "email", EMAIL).await,
+        "avatar_url": null,
+        "country": "DE",
+        "minimum_age_met": 16,
+    }});
+    let appended = app
+        .db
+        .log()
+        .append(
+            "account",
+            &person,
+            0,
+            vec![eventlog::NewEvent {
+                event_type: "SignedUp".into(),
+                event_version: "1".into(),
+                payload: v1,
+            }],
+            &eventlog::EventMetadata::system(),
+        )
+        .await
+        .unwrap();
+    let token = appended.last().unwrap().1.to_string();
+    let (status, profile) = api
+        .get(
+            &format!("/v1/me?min_position={token}"),
+            &app.token(&person, Role::Person),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert_eq!(profile["country"], "DE");
+    assert_eq!(profile["minimum_age"], 16);
+    assert_eq!(profile["minimum_age_met"], true);
+    assert_eq!(profile["name"], NAME);
+    // A command on that stream decodes it too.
+    let (status, body) = api
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/me",
+            &app.token(&person, Role::Person),
+            Some(json!({"name": "Zainab Q."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_stored_as_version_one_reads_as_its_minimum_age_and_that_it_was_met_on_sqlite() {
+    a_sign_up_stored_as_version_one(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_stored_as_version_one_reads_as_its_minimum_age_and_that_it_was_met_on_postgres() {
+    a_sign_up_stored_as_version_one(Backend::Postgres).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,4 +466,29 @@ async fn a_person_signs_up_consents_and_is_replayed_by_an_auditor_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_up_consents_and_is_replayed_by_an_auditor_on_postgres() {
     the_whole_story(Backend::Postgres).await
+}
+
+/// The service with `DYNAMOI_EVENT_STORE_URL=kurrentdb://…` (the stand-in, or
+/// `DYNAMOI_TEST_KURRENTDB_URL`): events in KurrentDB, read models and the vault in SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_up_consents_and_is_replayed_by_an_auditor_on_kurrentdb() {
+    the_whole_story(Backend::KurrentDb).await
+}
+
+/// The feed's events whose aggregate id, payload or metadata text holds `needle` (the SQL
+/// checks above do not see events kept in KurrentDB).
+async fn feed_holding(app: &TestApp, needle: &str) -> usize {
+    let feed = app
+        .app
+        .log
+        .read_feed(eventlog::Position::START, 1_000_000)
+        .await
+        .expect("read the feed");
+    feed.iter()
+        .filter(|e| {
+            e.aggregate_id.contains(needle)
+                || e.payload.to_string().contains(needle)
+                || serde_json::to_string(&e.metadata).unwrap_or_default().contains(needle)
+        })
+        .count()
 }

@@ -4,7 +4,8 @@
 //! `RetentionApplied` per day however often it runs.
 
 use api::auth::Role;
-use api::retention::{RetentionSettings, CLOSED_ACCOUNT, CONNECTION_TOKEN, INVITATION_EMAIL};
+use app::jobs::{Job, JobReport, JobRun};
+use app::retention::{RetentionReport, CLOSED_ACCOUNT, CONNECTION_TOKEN, INVITATION_EMAIL};
 use chrono::{DateTime, Duration, Utc};
 use domain::artist::ArtistEvent;
 use domain::connection::{Connection, ConnectionCommand, ConnectionDetails, ConnectionEvent};
@@ -37,38 +38,53 @@ macro_rules! on_both_backends {
     };
 }
 
-/// What the job reaches for, over the app's own database and keyring (a vault of its own, so
-/// nothing it opens comes from the app's key cache).
+/// The app the job runs in (its clock set to the instant of each run), and a log and a vault of
+/// the test's own over the same database and keyring (so nothing it opens comes from the app's
+/// key cache).
 struct Deps {
+    app: app::App,
+    clock: Arc<clock::AnchoredClock>,
     log: EventLog,
     vault: Vault,
-    platforms: api::platforms::Platforms,
 }
 
 impl Deps {
     async fn of(app: &TestApp) -> Deps {
         let log = EventLog::new(app.db.db.clone());
         let ring = Arc::new(app.settings.master_keyring().expect("the app's keyring"));
-        let vault = Vault::start(app.db.db.clone(), ring).await.expect("the vault starts");
-        let platforms = api::platforms::Platforms::build(&app.settings.integrations).expect("platforms");
-        Deps { log, vault, platforms }
-    }
-
-    fn services(&self) -> api::privacy::Services<'_> {
-        api::privacy::Services {
-            log: &self.log,
-            vault: &self.vault,
-            platforms: &self.platforms,
+        // No key cache: a key the app's job destroys reads as destroyed here at once.
+        let vault = Vault::start(app.db.db.clone(), ring)
+            .await
+            .expect("the vault starts")
+            .with_cache(0, std::time::Duration::ZERO);
+        Deps {
+            app: app.app.clone(),
+            clock: app.clock.clone(),
+            log,
+            vault,
         }
     }
 
-    async fn apply(&self, now: DateTime<Utc>) -> api::retention::RetentionReport {
-        let settings = RetentionSettings {
-            closed_account_days: 30,
-        };
-        api::retention::apply(&self.services(), now, &settings)
+    /// Runs the day's retention job at `now`: its report, or `None` when the day ran already.
+    async fn apply(&self, now: DateTime<Utc>) -> Option<RetentionReport> {
+        self.clock.set(now);
+        let lease = std::time::Duration::from_secs(60);
+        match app::jobs::run_now(&self.app, Job::Retention, now.date_naive(), lease)
             .await
             .expect("retention runs")
+        {
+            JobRun::Ran {
+                report: JobReport::Retention(report),
+                ..
+            } => Some(report),
+            JobRun::AlreadyRan => None,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Runs the day's retention job at `now`, which must not have run yet.
+    async fn run(&self, now: DateTime<Utc>) -> RetentionReport {
+        self.apply(now).await.expect("the day had not run yet")
     }
 
     async fn applied_events(&self, now: DateTime<Utc>) -> usize {
@@ -89,6 +105,7 @@ async fn send(app: &TestApp, token: &str, method: Method, path: &str, body: Opti
 on_both_backends!(
     an_invitation_past_expiry_is_expired_and_its_email_erased_once_a_day,
     |app| {
+        app.sign_up("owner-r1").await;
         let owner = app.token("owner-r1", Role::Person);
         let (status, created) = send(
             &app,
@@ -124,20 +141,22 @@ on_both_backends!(
             .await;
             assert_eq!(status, StatusCode::CREATED, "{invited}");
             invitations.push(invited);
+            // The second invitation is made an hour later, so it expires an hour later: the job
+            // below runs just after the first expiry, on a clock that keeps running meanwhile.
+            app.clock.advance(Duration::hours(1));
         }
         let expired_id = invitations[0]["invitation_id"].as_str().unwrap().to_string();
         let expires_at: DateTime<Utc> = invitations[0]["expires_at"].as_str().unwrap().parse().unwrap();
         let deps = Deps::of(&app).await;
 
         // A day before expiry: both invitations are open and stay so.
-        let before = deps.apply(expires_at - Duration::days(1)).await;
+        let before = deps.run(expires_at - Duration::days(1)).await;
         let rule = before.rule(INVITATION_EMAIL).unwrap();
         assert_eq!((rule.examined, rule.affected), (2, 0), "{before:?}");
 
-        // Just after expiry (the second invitation was made a moment later, so expires later).
+        // Just after the first expiry (the second invitation expires an hour later).
         let now = expires_at + Duration::microseconds(1);
-        let report = deps.apply(now).await;
-        assert!(!report.already_ran);
+        let report = deps.run(now).await;
         let rule = report.rule(INVITATION_EMAIL).unwrap();
         assert_eq!(rule.ids, vec![expired_id.clone()], "{report:?}");
         assert_eq!((rule.examined, rule.failed), (2, 0));
@@ -159,19 +178,20 @@ on_both_backends!(
                 let sealed: SealedValue = serde_json::from_value(email.0).unwrap();
                 let opened = deps
                     .vault
-                    .open(&api::routes::artists::invitee_key(&invitation_id), "email", &sealed)
+                    .open(&app::artists::invitee_key(&invitation_id), "email", &sealed)
                     .await
                     .unwrap();
                 assert_eq!(opened.is_erased(), invitation_id == expired_id, "{invitation_id}");
             }
         }
         // The token no longer admits anyone.
-        let secret = api::routes::artists::invitation_secret(TEST_JWT_SECRET);
-        let token = api::routes::artists::invitation_token(
+        let secret = app::artists::invitation_secret(TEST_JWT_SECRET);
+        let token = app::artists::invitation_token(
             secrecy::ExposeSecret::expose_secret(&secret).as_bytes(),
             &artist,
             &expired_id,
         );
+        app.sign_up("late-1").await;
         let (status, _) = send(
             &app,
             &app.token("late-1", Role::Person),
@@ -184,7 +204,7 @@ on_both_backends!(
 
         // The same day again: nothing more is done or recorded.
         let again = deps.apply(now).await;
-        assert!(again.already_ran, "{again:?}");
+        assert!(again.is_none(), "{again:?}");
         assert_eq!(deps.applied_events(now).await, 1);
         let recorded = deps
             .log
@@ -202,6 +222,7 @@ on_both_backends!(
 
 on_both_backends!(a_dead_connection_whose_key_survived_has_it_destroyed, |app| {
     let person = "person-r2";
+    app.sign_up(person).await;
     let token = app.token(person, Role::Person);
     let (status, meta) = send(
         &app,
@@ -265,8 +286,8 @@ on_both_backends!(a_dead_connection_whose_key_survived_has_it_destroyed, |app| {
         "the key survived the disconnect"
     );
 
-    let now = Utc::now();
-    let report = deps.apply(now).await;
+    let now = app.now();
+    let report = deps.run(now).await;
     let rule = report.rule(CONNECTION_TOKEN).unwrap();
     assert_eq!(rule.ids, vec![meta_id.clone()], "{report:?}");
     assert_eq!((rule.examined, rule.failed), (2, 0), "{report:?}");
@@ -322,15 +343,16 @@ on_both_backends!(
         let deps = Deps::of(&app).await;
 
         // 29 days later it is kept; 31 days later (default 30) its erasure is opened.
-        let kept = deps.apply(Utc::now() + Duration::days(29)).await;
+        let start = app.now();
+        let kept = deps.run(start + Duration::days(29)).await;
         let rule = kept.rule(CLOSED_ACCOUNT).unwrap();
         assert_eq!((rule.examined, rule.affected), (0, 0), "{kept:?}");
-        let report = deps.apply(Utc::now() + Duration::days(31)).await;
+        let report = deps.run(start + Duration::days(31)).await;
         let rule = report.rule(CLOSED_ACCOUNT).unwrap();
         assert_eq!(rule.ids, vec![person.to_string()], "{report:?}");
         let request_id = report.erasure_requests.get(person).expect("an erasure request").clone();
         // The request is an erasure of this person, opened by the system, and it was carried out.
-        let request = api::privacy::request_view(&deps.log, &request_id).await.unwrap();
+        let request = app::privacy::request_view(&deps.log, &request_id).await.unwrap();
         assert_eq!(request["kind"], "erase", "{request}");
         assert_eq!(request["person_id"], person, "{request}");
         assert!(
@@ -344,7 +366,7 @@ on_both_backends!(
             .unwrap();
         assert!(subject.is_erased(), "{request}");
         // An erased person is not asked for again.
-        let later = deps.apply(Utc::now() + Duration::days(32)).await;
+        let later = deps.run(start + Duration::days(32)).await;
         let rule = later.rule(CLOSED_ACCOUNT).unwrap();
         assert_eq!((rule.examined, rule.affected), (1, 0), "{later:?}");
         assert!(later.erasure_requests.is_empty());

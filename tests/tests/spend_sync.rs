@@ -248,6 +248,7 @@ async fn meta_story(backend: Backend) {
     let Some(app) = TestApp::spawn(backend, &[("DYNAMOI_META_BASE_URL", &meta.uri())]).await else {
         return;
     };
+    app.sign_up("owner-1").await;
     let owner = app.token("owner-1", Role::Person);
     let service = app.token("scheduler", Role::Service);
     let until: NaiveDate = "2026-11-28".parse().unwrap();
@@ -312,8 +313,9 @@ async fn meta_story(backend: Backend) {
             "the dashboard equals the platform's latest figures"
         );
     }
-    // Nothing changed on the platform: the third sync writes nothing but the disclosure of
-    // its one call to Meta (P17).
+    // Nothing changed on the platform: the third sync changes no figure. It records that a
+    // later view confirmed each day (56 `SpendConfirmed`, so an older view arriving afterwards
+    // is stale) and the disclosure of its one call to Meta (P17).
     let before = app.event_count().await;
     let third = sync().await;
     assert_eq!(
@@ -321,21 +323,17 @@ async fn meta_story(backend: Backend) {
         (&json!(0), &json!(0), &json!(56)),
         "{third}"
     );
-    assert_eq!(app.event_count().await, before + 1);
+    assert_eq!(app.event_count().await, before + 56 + 1);
+    let position = third["position"].as_str().unwrap().to_string();
+    for (campaign, platform_id) in campaigns.iter().zip(["111", "222"]) {
+        assert_eq!(
+            series(&app, &owner, &artist, campaign, from, until, &position).await,
+            expected(&insights, platform_id),
+            "a confirmation changes no figure"
+        );
+    }
     // The owner restricts processing of their data (P22): their connection is not read, and
     // the report says why; lifted, the sync goes on.
-    let (status, body) = app
-        .send(
-            &app.token("auth-hook", Role::Service),
-            reqwest::Method::POST,
-            "/v1/accounts",
-            Some(
-                json!({"person_id": "owner-1", "provider": "google", "provider_subject": "g|owner-1",
-                        "name": "Owner", "email": "owner@example.com", "country": "PK", "birth_date": "1990-01-01"}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let privacy_request = async |kind: &str| {
         let (status, body) = app
             .send(
@@ -462,6 +460,7 @@ async fn google_ads_story(backend: Backend) {
     else {
         return;
     };
+    app.sign_up("owner-2").await;
     let owner = app.token("owner-2", Role::Person);
     let post = reqwest::Method::POST;
     let (status, body) = app

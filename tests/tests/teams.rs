@@ -25,6 +25,9 @@ async fn story(backend: Backend) {
     let Some(app) = TestApp::spawn(backend, &[]).await else {
         return;
     };
+    app.sign_up("owner-1").await;
+    app.sign_up("viewer-1").await;
+    app.sign_up("stranger-1").await;
     let owner = app.token("owner-1", Role::Person);
     let viewer = app.token("viewer-1", Role::Person);
     let stranger = app.token("stranger-1", Role::Person);
@@ -65,8 +68,8 @@ async fn story(backend: Backend) {
     let invitation: Value = serde_json::from_str(&body).unwrap();
     let invitation_id = invitation["invitation_id"].as_str().unwrap();
     assert!(!body.contains("viewer@example.test"));
-    let secret = api::routes::artists::invitation_secret(TEST_JWT_SECRET);
-    let token = api::routes::artists::invitation_token(
+    let secret = app::artists::invitation_secret(TEST_JWT_SECRET);
+    let token = app::artists::invitation_token(
         secrecy::ExposeSecret::expose_secret(&secret).as_bytes(),
         &artist,
         invitation_id,

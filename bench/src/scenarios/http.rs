@@ -147,7 +147,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
     let log = db.log();
     let (artist, _) = fixtures::create_artist(&log, OWNER).await?;
     let ids = fixtures::create_campaigns(&log, &artist, campaigns, days).await?;
-    let seeded = api::ingest::ingest(&log, &fixtures::readings(&ids, days, 0), &fixtures::metadata())
+    let seeded = app::ingest::ingest(&log, &fixtures::readings(&ids, days, 0), &fixtures::metadata())
         .await
         .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
     let position = seeded.position.expect("readings were recorded");

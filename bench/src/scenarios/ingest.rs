@@ -1,5 +1,5 @@
 //! `ingest`: bulk spend ingestion of 10,000 readings (40 campaigns × 250 days, drafted through
-//! `EventLog::execute`) with `api::ingest::ingest`, against a raw COPY of the same readings into
+//! `EventLog::execute`) with `app::ingest::ingest`, against a raw COPY of the same readings into
 //! a plain table (typed columns, no index), the COPY text built inside the timing. Then the
 //! same batch again, against the first send: it must write nothing and take at most half the
 //! time. Every pair uses fresh campaigns, so every first send records 10,000 readings.
@@ -7,7 +7,7 @@
 use super::{postgres, size, Config};
 use crate::fixtures;
 use crate::report::{Row, Target};
-use api::ingest::{IngestReading, Outcome};
+use app::ingest::{IngestReading, Outcome};
 use serde_json::json;
 use sqlx::Connection;
 use std::fmt::Write as _;
@@ -67,7 +67,7 @@ async fn send(
     readings: &[Result<IngestReading, String>],
 ) -> anyhow::Result<(f64, usize, usize)> {
     let started = Instant::now();
-    let result = api::ingest::ingest(log, readings, &fixtures::metadata())
+    let result = app::ingest::ingest(log, readings, &fixtures::metadata())
         .await
         .map_err(|e| anyhow::anyhow!("ingestion failed: {e}"))?;
     let seconds = started.elapsed().as_secs_f64();

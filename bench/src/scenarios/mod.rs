@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | `command` | `EventLog::execute` of a one-event command, one at a time | raw single-row INSERT, autocommit |
 //! | `concurrent` | 8 commands in flight | raw INSERTs from 8 connections |
-//! | `ingest` | `api::ingest::ingest` of 10,000 readings; then the same batch again | COPY of the same rows into a plain table; the first send |
+//! | `peer` | `EventLog::execute` of the same draft, 1 and 8 in flight | cqrs-es 0.5 `CqrsFramework` on postgres-es 0.5 (target: ours ≥ 2× the peer) |
+//! | `ingest` | `app::ingest::ingest` of 10,000 readings; then the same batch again | COPY of the same rows into a plain table; the first send |
 //! | `rebuild` | `Engine::rebuild("dashboards")` (and `stream_index`), read-model writes included | raw scan and decode of the events table |
 //! | `lag` | commit → visible in the read model at half the measured maximum load | raw INSERT latency at the same rate |
 //! | `http` | `GET /v1/artists/{id}/dashboard` of `dynamoi serve` | `GET /healthz` of the same server (it has no hello-world route), and warp's hello-world |
@@ -18,6 +19,7 @@ pub mod counters;
 pub mod http;
 pub mod ingest;
 pub mod lag;
+pub mod peer;
 pub mod rebuild;
 pub mod sqlite;
 
@@ -29,6 +31,7 @@ pub const ALL: &[&str] = &[
     "counters",
     "command",
     "concurrent",
+    "peer",
     "ingest",
     "rebuild",
     "lag",
@@ -92,6 +95,7 @@ pub async fn run(config: &Config, names: &[String]) -> anyhow::Result<Vec<Row>> 
             "counters" => counters::run(config).await?,
             "command" => command::run(config).await?,
             "concurrent" => concurrent::run(config, &mut shared).await?,
+            "peer" => peer::run(config).await?,
             "ingest" => ingest::run(config).await?,
             "rebuild" => rebuild::run(config).await?,
             "lag" => lag::run(config, &mut shared).await?,

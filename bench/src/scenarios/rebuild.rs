@@ -67,7 +67,7 @@ pub async fn seed(log: &eventlog::EventLog, campaigns: usize, days: i64) -> anyh
     let first = fixtures::create_campaigns(log, "bench-artist", campaigns, days).await?;
     let second = fixtures::create_campaigns(log, "bench-artist", campaigns, days).await?;
     for (ids, bump) in [(&first, 0), (&first, 7), (&second, 0)] {
-        api::ingest::ingest(log, &fixtures::readings(ids, days, bump), &fixtures::metadata())
+        app::ingest::ingest(log, &fixtures::readings(ids, days, bump), &fixtures::metadata())
             .await
             .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
     }
