@@ -11,6 +11,11 @@ DELETE /contacts/{email} and PostHog's person lookup and DELETE (with delete_eve
 the real APIs, including "already gone" the second time (invalid_token, code 190, 404). Each is
 printed and counted; GET /standins/calls shows the counts and what was erased.
 
+Billing: Stripe's meter events (POST /v1/billing/meter_events, form-encoded, Idempotency-Key
+replayed, a repeated identifier refused with 400 "An event already exists with identifier …")
+are printed and listed under "meter_events" in /standins/calls. Emails: GET /standins/emails
+lists every email sent, oldest first (e.g. to copy an invitation's token in a script).
+
 Ad reporting: every platform campaign id has spend every day; each call after the first
 revises the last three days' conversions upwards (as late attribution does), so a second
 `dynamoi sync` shows restatements. Tokens containing "revoked" are refused (Meta code 190,
@@ -37,6 +42,8 @@ REVOKED_TOKENS = set()  # Google and Meta tokens revoked through the stand-in
 DELETED_CONTACTS = set()
 DELETED_PERSONS = {}  # PostHog person uuid -> deletion parameters
 ANONYMISED_CUSTOMERS = {}  # Stripe customer id -> the fields sent
+METER_EVENTS = {}  # Stripe meter event identifier -> the meter event object
+EMAILS = []  # what the Resend stand-in was asked to send, in order
 
 
 def video(n):
@@ -139,6 +146,37 @@ class StandIns(BaseHTTPRequestHandler):
             if key:
                 STRIPE_IDEMPOTENCY[key] = (status, answer)
             return self.answer(status, answer)
+        if path == "/v1/billing/meter_events":  # Stripe: create a billing meter event
+            if not self.bearer():
+                return self.answer(401, {"error": {"type": "invalid_request_error", "message": "You did not provide an API key."}})
+            key = self.headers.get("Idempotency-Key")
+            if key and ("meter", key) in STRIPE_IDEMPOTENCY:
+                status, answer = STRIPE_IDEMPOTENCY[("meter", key)]
+                return self.answer(status, answer)
+            form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+            missing = [f for f in ("event_name", "payload[stripe_customer_id]", "payload[value]") if not form.get(f)]
+            identifier = form.get("identifier") or f"standin-{uuid.uuid4()}"
+            now = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+            if missing:
+                status, answer = 400, {"error": {"type": "invalid_request_error", "param": missing[0],
+                                                 "message": f"Missing required param: {missing[0]}."}}
+            elif identifier in METER_EVENTS:
+                status, answer = 400, {"error": {"type": "invalid_request_error",
+                                                 "message": f"An event already exists with identifier {identifier}."}}
+            else:
+                answer = {"object": "billing.meter_event", "created": now, "event_name": form["event_name"],
+                          "identifier": identifier, "livemode": False,
+                          "payload": {"stripe_customer_id": form["payload[stripe_customer_id]"],
+                                      "value": form["payload[value]"]},
+                          "timestamp": int(form.get("timestamp") or now)}
+                METER_EVENTS[identifier] = answer
+                CALLS["stripe_meter_event"] += 1
+                print(f"--- stripe meter event {identifier}: {form['payload[value]']} for {form['payload[stripe_customer_id]']}",
+                      flush=True)
+                status = 200
+            if key:
+                STRIPE_IDEMPOTENCY[("meter", key)] = (status, answer)
+            return self.answer(status, answer)
         if path == "/api/token":  # Spotify client credentials
             return self.answer(200, {"access_token": "BQ-standin", "token_type": "Bearer", "expires_in": 3600})
         if path == "/emails":  # Resend
@@ -148,6 +186,7 @@ class StandIns(BaseHTTPRequestHandler):
             email_id = f"standin-email-{next(EMAIL_IDS)}"
             SEEN_IDEMPOTENCY_KEYS[key] = email_id
             email = json.loads(body)
+            EMAILS.append({"id": email_id, "to": email["to"], "subject": email["subject"], "text": email["text"]})
             print(f"--- email {email_id} to {', '.join(email['to'])}: {email['subject']}\n{email['text']}", flush=True)
             return self.answer(200, {"id": email_id})
         if path.endswith("/googleAds:searchStream"):  # Google Ads: /{version}/customers/{id}/googleAds:searchStream
@@ -213,7 +252,10 @@ class StandIns(BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         if url.path == "/standins/calls":  # what the erasure stand-ins were asked and did
             return self.answer(200, {"calls": dict(CALLS), "deleted_contacts": sorted(DELETED_CONTACTS),
-                                     "deleted_persons": DELETED_PERSONS, "anonymised_customers": ANONYMISED_CUSTOMERS})
+                                     "deleted_persons": DELETED_PERSONS, "anonymised_customers": ANONYMISED_CUSTOMERS,
+                                     "meter_events": list(METER_EVENTS.values())})
+        if url.path == "/standins/emails":  # every email the Resend stand-in sent, oldest first
+            return self.answer(200, {"emails": EMAILS})
         if len(parts) == 4 and parts[:2] == ["api", "projects"] and parts[3] == "persons":  # PostHog person lookup
             if not self.bearer():
                 return self.answer(401, {"type": "authentication_error", "code": "not_authenticated",
