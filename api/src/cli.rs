@@ -408,7 +408,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
 
 async fn projections(settings: &Settings, action: ProjectionsAction) -> anyhow::Result<()> {
     let log = startup::open_log(settings, settings.auto_migrate, settings.clock()).await?;
-    let engine = startup::engine(settings, log);
+    let engine = startup::engine(settings, log.clone());
     let mut out = std::io::stdout();
     match action {
         ProjectionsAction::Status { json } => {
@@ -435,6 +435,15 @@ async fn projections(settings: &Settings, action: ProjectionsAction) -> anyhow::
                         s.lag_events,
                         s.lag_seconds,
                         s.last_error.unwrap_or_default()
+                    )?;
+                }
+                let holdback = log.feed_holdback().await?;
+                if holdback.held_back_events > 0 || holdback.oldest_writer_seconds.is_some() {
+                    writeln!(
+                        out,
+                        "feed: {} committed event(s) held back by a transaction writing events, open {:.1} s",
+                        holdback.held_back_events,
+                        holdback.oldest_writer_seconds.unwrap_or(0.0)
                     )?;
                 }
             }

@@ -7,8 +7,10 @@
 //!   position is gap-free and commit-ordered); WAL with `synchronous=FULL`.
 //! - **PostgreSQL**: the postgres-es `events` table plus `global_position` (identity),
 //!   `transaction_id xid8 DEFAULT pg_current_xact_id()` and `recorded_at`. The feed reads in
-//!   `(transaction_id, global_position)` order and never past `pg_snapshot_xmin`, so an event
-//!   whose transaction is still open can never be skipped by a reader.
+//!   `(transaction_id, global_position)` order and never past the lowest id of a still-open
+//!   transaction that writes events (each takes the feed-writer lock first, migration 0011), so
+//!   an event whose transaction is still open can never be skipped by a reader, and a foreign
+//!   open transaction (psql, pg_dump) holds nothing back.
 //!
 //! - **KurrentDB** ([`kurrent`], selected by `DYNAMOI_EVENT_STORE_URL=kurrentdb://…`): one
 //!   KurrentDB stream per aggregate, the feed is `$all` filtered to dynamoi's namespace, a
@@ -58,5 +60,5 @@ pub use domain::versions::DecodeError;
 pub use error::LogError;
 pub use event::{EventMetadata, NewEvent, StoredEvent, StreamAppend};
 pub use kurrent::KurrentStore;
-pub use log::{Backend, EventLog, FeedHead};
+pub use log::{Backend, EventLog, FeedHead, FeedHoldback};
 pub use position::Position;

@@ -38,6 +38,17 @@ pub struct FeedHead {
     pub oldest_after: Option<DateTime<Utc>>,
 }
 
+/// What holds the feed back (PostgreSQL only; nothing on SQLite, whose one writer commits in
+/// order, or on KurrentDB, whose `$all` is commit-ordered).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FeedHoldback {
+    /// Committed events the feed does not show yet, because a transaction that writes events
+    /// and began before they committed is still open.
+    pub held_back_events: i64,
+    /// How long the oldest open transaction that writes events has been open, in seconds.
+    pub oldest_writer_seconds: Option<f64>,
+}
+
 impl EventLog {
     /// Wraps a connected database, stamping events with the system clock. Migrations are
     /// applied separately ([`Db::migrate`]).
@@ -308,7 +319,8 @@ impl EventLog {
         }
     }
 
-    /// The newest visible position, and how many events (and since when) lie after `after`.
+    /// The newest visible position, and how many committed events (and since when) lie after
+    /// `after`, counting those the feed still holds back behind an open writer (PostgreSQL).
     /// On KurrentDB the count is a scan of the feed after `after`.
     pub async fn head(&self, after: Position) -> Result<FeedHead, LogError> {
         let (head, (events_after, oldest_after)) = match (&self.kurrent, &self.db) {
@@ -321,6 +333,14 @@ impl EventLog {
             events_after,
             oldest_after,
         })
+    }
+
+    /// What holds the feed back now (see [`FeedHoldback`]).
+    pub async fn feed_holdback(&self) -> Result<FeedHoldback, LogError> {
+        match (&self.kurrent, &self.db) {
+            (None, Db::Postgres(pool)) => postgres::holdback(pool).await,
+            _ => Ok(FeedHoldback::default()),
+        }
     }
 
     /// Recomputes every link of one stream's hash chain from the stored bytes (on KurrentDB:

@@ -2,7 +2,7 @@
 
 use crate::event::PreparedEvent;
 use crate::idempotency::{self, ClaimToken};
-use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
+use crate::{EventMetadata, FeedHoldback, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -12,8 +12,38 @@ use uuid::Uuid;
 const COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
      event_id, recorded_at, chain_hash, transaction_id::text::bigint AS commit_id, global_position";
 
-/// Events visible to the feed: those whose transaction ended before every still-open one began.
-const VISIBLE: &str = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
+/// The lock every transaction that writes events holds, shared, from before it has a
+/// transaction id until it ends (the `events_feed_writer` trigger, migration 0011), as a
+/// `pg_locks` condition on the row `w`. Advisory locks are per database: writers of other
+/// databases on the same server are not ours.
+const FEED_WRITER: &str = "w.locktype = 'advisory' AND w.granted AND w.classid = 1685679713 AND w.objid = 1 \
+     AND w.objsubid = 2 AND w.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+/// The feed's horizon: every event whose transaction id is below it has ended (committed or
+/// rolled back), so a reader that stops below it can never skip one. It is the lowest id among
+/// the open transactions that write events, or the snapshot's `xmax` when none is open: an
+/// open transaction that writes no event (an admin's psql, a `pg_dump`, in any database of the
+/// server) holds nothing back.
+///
+/// It must be computed by a statement of its own, *before* the statement that reads events
+/// below it: a writer that commits between this statement's snapshot and its `pg_locks` scan is
+/// then visible to the later read. A writer that takes the lock after the scan gets an id at
+/// or above this snapshot's `xmax` (the trigger refuses a writer that already had an id).
+fn horizon_sql() -> String {
+    format!(
+        "SELECT (CASE WHEN pg_snapshot_xmin(s) = pg_snapshot_xmax(s) THEN pg_snapshot_xmax(s) \
+         ELSE least(pg_snapshot_xmax(s), (SELECT min(x) FROM pg_snapshot_xip(s) AS x \
+              WHERE x::text::bigint % 4294967296 IN (\
+                  SELECT t.transactionid::text::bigint FROM pg_locks w JOIN pg_locks t ON t.pid = w.pid \
+                  WHERE {FEED_WRITER} AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted))) \
+         END)::text FROM pg_current_snapshot() AS s"
+    )
+}
+
+/// The feed's horizon now, as the text of an `xid8` (see [`horizon_sql`]).
+async fn horizon(pool: &PgPool) -> Result<String, LogError> {
+    Ok(sqlx::query_scalar(&horizon_sql()).fetch_one(pool).await?)
+}
 
 pub(crate) async fn append(
     pool: &PgPool,
@@ -149,26 +179,31 @@ pub(crate) async fn load(
 }
 
 pub(crate) async fn read_feed(pool: &PgPool, after: Position, limit: i64) -> Result<Vec<StoredEvent>, LogError> {
+    let horizon = horizon(pool).await?;
     let sql = format!(
         "SELECT {COLUMNS} FROM events \
-         WHERE (transaction_id, global_position) > ($1::text::xid8, $2) AND {VISIBLE} \
+         WHERE (transaction_id, global_position) > ($1::text::xid8, $2) AND transaction_id < $4::text::xid8 \
          ORDER BY transaction_id, global_position LIMIT $3"
     );
     let rows = sqlx::query(&sql)
         .bind(after.commit.to_string())
         .bind(after.global)
         .bind(limit)
+        .bind(horizon)
         .fetch_all(pool)
         .await?;
     rows.iter().map(decode).collect()
 }
 
 pub(crate) async fn head(pool: &PgPool) -> Result<Option<Position>, LogError> {
-    let sql = format!(
-        "SELECT transaction_id::text::bigint, global_position FROM events WHERE {VISIBLE} \
-         ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
-    );
-    let row = sqlx::query(&sql).fetch_optional(pool).await?;
+    let horizon = horizon(pool).await?;
+    let row = sqlx::query(
+        "SELECT transaction_id::text::bigint, global_position FROM events WHERE transaction_id < $1::text::xid8 \
+         ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+    )
+    .bind(horizon)
+    .fetch_optional(pool)
+    .await?;
     Ok(match row {
         Some(row) => Some(Position {
             commit: row.try_get(0)?,
@@ -178,17 +213,33 @@ pub(crate) async fn head(pool: &PgPool) -> Result<Option<Position>, LogError> {
     })
 }
 
+/// Every committed event after `after`, including those the feed still holds back behind an
+/// open writer (they are lag too), and the oldest one's time.
 pub(crate) async fn count_after(pool: &PgPool, after: Position) -> Result<(i64, Option<DateTime<Utc>>), LogError> {
-    let sql = format!(
-        "SELECT count(*), min(recorded_at) FROM events \
-         WHERE (transaction_id, global_position) > ($1::text::xid8, $2) AND {VISIBLE}"
-    );
-    let row = sqlx::query(&sql)
-        .bind(after.commit.to_string())
-        .bind(after.global)
-        .fetch_one(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT count(*), min(recorded_at) FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)",
+    )
+    .bind(after.commit.to_string())
+    .bind(after.global)
+    .fetch_one(pool)
+    .await?;
     Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+/// What holds the feed back now: committed events at or past the horizon, and how long the
+/// oldest open transaction that writes events has been open (by the server's clock).
+pub(crate) async fn holdback(pool: &PgPool) -> Result<FeedHoldback, LogError> {
+    let horizon = horizon(pool).await?;
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM events WHERE transaction_id >= $1::text::xid8), \
+                (SELECT extract(epoch FROM clock_timestamp() - min(a.xact_start))::float8 \
+                 FROM pg_locks w JOIN pg_stat_activity a ON a.pid = w.pid WHERE {FEED_WRITER})"
+    );
+    let row = sqlx::query(&sql).bind(horizon).fetch_one(pool).await?;
+    Ok(FeedHoldback {
+        held_back_events: row.try_get(0)?,
+        oldest_writer_seconds: row.try_get(1)?,
+    })
 }
 
 fn decode(row: &PgRow) -> Result<StoredEvent, LogError> {

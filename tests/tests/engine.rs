@@ -820,7 +820,7 @@ async fn a_runner_that_lost_its_lock_stops_until_it_holds_it_again() {
     let holder = db
         .count(
             "SELECT l.pid::bigint FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.locktype = 'advisory' AND a.datname = current_database()",
+             WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND a.datname = current_database()",
         )
         .await;
     db.execute(&format!("SELECT pg_terminate_backend({holder})")).await;

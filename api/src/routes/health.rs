@@ -72,6 +72,9 @@ async fn metrics(ctx: &Ctx) -> Result<Response, ApiError> {
     let head = app.log.head(Position::START).await?;
     metrics::gauge!("dynamoi_feed_head_position").set(head.head.map(|p| p.global).unwrap_or(0) as f64);
     metrics::gauge!("dynamoi_feed_events").set(head.events_after as f64);
+    let holdback = app.log.feed_holdback().await?;
+    metrics::gauge!("dynamoi_feed_held_back_events").set(holdback.held_back_events as f64);
+    metrics::gauge!("dynamoi_feed_oldest_writer_seconds").set(holdback.oldest_writer_seconds.unwrap_or(0.0));
     for status in statuses {
         let name = status.name.clone();
         metrics::gauge!("dynamoi_projection_lag_events", "projection" => name.clone()).set(status.lag_events as f64);

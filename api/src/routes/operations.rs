@@ -21,14 +21,16 @@ use warp::{Filter, Rejection};
 /// Who may read operations.
 const READERS: &[Role] = &[Role::Support, Role::Auditor, Role::Service];
 
-/// `{"projections": [ProjectionStatus…], "feed_head": {"position", "events"}}`: what
-/// `dynamoi projections status` prints, with the head of the global feed.
+/// `{"projections": [ProjectionStatus…], "feed_head": {"position", "events", "held_back_events",
+/// "oldest_writer_seconds"}}`: what `dynamoi projections status` prints, with the head of the
+/// global feed and what holds it back.
 async fn projections(ctx: &Ctx, query: HashMap<String, String>) -> Result<Response, ApiError> {
     ctx.caller()?.require(READERS)?;
     query_params(&query, &[])?;
     let app = ctx.app();
     let statuses = app.engine.status().await?;
     let head = app.log.head(Position::START).await?;
+    let holdback = app.log.feed_holdback().await?;
     json(
         StatusCode::OK,
         &json!({
@@ -36,6 +38,8 @@ async fn projections(ctx: &Ctx, query: HashMap<String, String>) -> Result<Respon
             "feed_head": {
                 "position": head.head.map(|p| p.to_string()),
                 "events": head.events_after,
+                "held_back_events": holdback.held_back_events,
+                "oldest_writer_seconds": holdback.oldest_writer_seconds,
             },
         }),
     )

@@ -1,0 +1,166 @@
+//! The PostgreSQL feed waits only for transactions that write events (issue 13, item 5): an
+//! open transaction elsewhere on the server (an admin's psql, a `pg_dump`) holds nothing back;
+//! an open transaction that writes events holds back what committed after it began, and the
+//! lag, `/metrics` and `/v1/operations/projections` say so, and for how long.
+
+use eventlog::{EventLog, EventMetadata, NewEvent, Position};
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use tests::{postgres_admin_url, TestApp, TestDb};
+
+fn event(n: i64) -> NewEvent {
+    NewEvent {
+        event_type: "Counted".into(),
+        event_version: "1".into(),
+        payload: json!({ "n": n }),
+    }
+}
+
+async fn append(log: &EventLog, aggregate: &str) -> Position {
+    let appended = log
+        .append("counted", aggregate, 0, vec![event(1)], &EventMetadata::system())
+        .await
+        .expect("append");
+    appended[0].1
+}
+
+/// Opens a transaction on `url` that has a transaction id and does nothing else, as an idle
+/// psql session after an UPDATE would.
+async fn open_foreign_transaction(url: &str) -> PgConnection {
+    let mut connection = PgConnection::connect(url).await.expect("connect");
+    sqlx::query("BEGIN").execute(&mut connection).await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut connection)
+        .await
+        .expect("take a transaction id");
+    connection
+}
+
+/// An event row inserted by hand in a transaction left open (a slow writer).
+async fn open_event_writer(url: &str) -> PgConnection {
+    let mut connection = PgConnection::connect(url).await.expect("connect");
+    sqlx::query("BEGIN").execute(&mut connection).await.expect("begin");
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('counted', 'slow', 0, 'Counted', '1', '{\"n\": 0}', '{}')",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("insert an event in an open transaction");
+    connection
+}
+
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics:\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_transaction_that_writes_no_event_holds_nothing_back() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let log = db.log();
+    // Open in another database of the same server, and in this one.
+    let mut elsewhere = open_foreign_transaction(&postgres_admin_url()).await;
+    let mut here = open_foreign_transaction(&db.url).await;
+
+    let position = append(&log, "a-1").await;
+    let feed = log.read_feed(Position::START, 100).await.expect("read the feed");
+    assert_eq!(
+        feed.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![position],
+        "the committed event is in the feed at once, though older transactions are open"
+    );
+    assert_eq!(log.head_position().await.expect("head"), Some(position));
+    let holdback = log.feed_holdback().await.expect("holdback");
+    assert_eq!(holdback.held_back_events, 0);
+    assert_eq!(
+        holdback.oldest_writer_seconds, None,
+        "no transaction writing events is open"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut elsewhere).await.expect("rollback");
+    sqlx::query("ROLLBACK").execute(&mut here).await.expect("rollback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_event_writer_holds_back_later_commits_and_the_lag_and_metrics_say_so() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let url = db.url.clone();
+    let log = db.log();
+    let app = TestApp::spawn_on(db, &[]).await;
+
+    let mut writer = open_event_writer(&url).await;
+    let later = append(&log, "a-1").await;
+
+    // Committed after the writer began: not in the feed yet, but counted as lag.
+    let feed = log.read_feed(Position::START, 100).await.expect("read the feed");
+    assert!(feed.is_empty(), "the feed stops below the open writer: {feed:?}");
+    assert_eq!(log.head_position().await.expect("head"), None);
+    let head = log.head(Position::START).await.expect("head");
+    assert_eq!(head.events_after, 1, "the held-back commit counts as lag");
+    let holdback = log.feed_holdback().await.expect("holdback");
+    assert_eq!(holdback.held_back_events, 1);
+    assert!(holdback.oldest_writer_seconds.is_some_and(|s| s >= 0.0), "{holdback:?}");
+
+    let metrics = reqwest::get(format!("{}/metrics", app.base_url))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert_eq!(gauge(&metrics, "dynamoi_feed_held_back_events"), 1.0);
+    assert_eq!(gauge(&metrics, "dynamoi_feed_events"), 1.0);
+    let token = app.token("auditor-1", api::auth::Role::Auditor);
+    let (status, operations) = app
+        .send(&token, reqwest::Method::GET, "/v1/operations/projections", None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{operations}");
+    assert_eq!(operations["feed_head"]["held_back_events"], 1, "{operations}");
+    assert_eq!(
+        operations["feed_head"]["position"],
+        serde_json::Value::Null,
+        "{operations}"
+    );
+    assert!(
+        operations["feed_head"]["oldest_writer_seconds"].is_number(),
+        "{operations}"
+    );
+
+    // The writer commits: both events, in transaction order, and nothing held back.
+    sqlx::query("COMMIT").execute(&mut writer).await.expect("commit");
+    let feed = log.read_feed(Position::START, 100).await.expect("read the feed");
+    let streams: Vec<&str> = feed.iter().map(|e| e.aggregate_id.as_str()).collect();
+    assert_eq!(streams, vec!["slow", "a-1"], "the feed in commit-id order");
+    assert_eq!(feed[1].position, later);
+    let holdback = log.feed_holdback().await.expect("holdback");
+    assert_eq!(holdback.held_back_events, 0);
+    assert_eq!(holdback.oldest_writer_seconds, None);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_written_after_another_write_in_the_same_transaction_are_refused() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let mut connection = open_foreign_transaction(&db.url).await;
+    let error = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('counted', 'late', 0, 'Counted', '1', '{}', '{}')",
+    )
+    .execute(&mut connection)
+    .await
+    .expect_err("refused: the transaction had an id before it wrote events");
+    assert!(
+        error
+            .to_string()
+            .contains("events must be the first rows a transaction writes"),
+        "{error}"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut connection)
+        .await
+        .expect("rollback");
+    let log = db.log();
+    assert!(log.read_feed(Position::START, 10).await.expect("feed").is_empty());
+}
