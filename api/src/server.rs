@@ -13,6 +13,7 @@
 //! - the client's address reaches the routes as a [`ClientAddr`] request extension.
 
 use crate::problem::ApiError;
+pub use crate::settings::Timeouts;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::io;
@@ -27,17 +28,6 @@ use tokio::task::JoinSet;
 /// The peer address of the connection a request came on.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub SocketAddr);
-
-/// How long the server waits for clients, and for itself on shutdown.
-#[derive(Clone, Copy, Debug)]
-pub struct Timeouts {
-    /// For a request's headers (`DYNAMOI_HTTP_HEADER_TIMEOUT_MS`).
-    pub header_read: Duration,
-    /// Between two pieces of a request's body (`DYNAMOI_HTTP_BODY_TIMEOUT_MS`).
-    pub body_read: Duration,
-    /// For connections to finish after the shutdown signal (`DYNAMOI_SHUTDOWN_GRACE_MS`).
-    pub shutdown_grace: Duration,
-}
 
 /// The request body the routes read: hyper's, with the body read timeout.
 pub type RequestBody = tower_http::timeout::TimeoutBody<hyper::body::Incoming>;

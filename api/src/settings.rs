@@ -9,6 +9,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// How long the HTTP server (`crate::server`) waits for clients, and for itself on shutdown.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// For a request's headers (`DYNAMOI_HTTP_HEADER_TIMEOUT_MS`).
+    pub header_read: Duration,
+    /// Between two pieces of a request's body (`DYNAMOI_HTTP_BODY_TIMEOUT_MS`).
+    pub body_read: Duration,
+    /// For connections to finish after the shutdown signal (`DYNAMOI_SHUTDOWN_GRACE_MS`).
+    pub shutdown_grace: Duration,
+}
+
 /// Everything the service can be told.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -79,7 +90,7 @@ pub struct Settings {
     /// How long the server waits for a request's headers (`DYNAMOI_HTTP_HEADER_TIMEOUT_MS`,
     /// 10000), between pieces of its body (`DYNAMOI_HTTP_BODY_TIMEOUT_MS`, 30000), and for
     /// connections to finish on shutdown (`DYNAMOI_SHUTDOWN_GRACE_MS`, 10000).
-    pub http_timeouts: crate::server::Timeouts,
+    pub http_timeouts: Timeouts,
 }
 
 pub use app::platforms::Integrations;
@@ -311,7 +322,7 @@ impl Settings {
             anyhow::ensure!(value >= 1, "{name} must be at least 1");
             Ok(Duration::from_millis(value))
         };
-        let http_timeouts = crate::server::Timeouts {
+        let http_timeouts = Timeouts {
             header_read: millis("DYNAMOI_HTTP_HEADER_TIMEOUT_MS", file.http_header_timeout_ms, 10_000)?,
             body_read: millis("DYNAMOI_HTTP_BODY_TIMEOUT_MS", file.http_body_timeout_ms, 30_000)?,
             shutdown_grace: millis("DYNAMOI_SHUTDOWN_GRACE_MS", file.shutdown_grace_ms, 10_000)?,

@@ -338,7 +338,13 @@ impl EventLog {
     /// What holds the feed back now (see [`FeedHoldback`]).
     pub async fn feed_holdback(&self) -> Result<FeedHoldback, LogError> {
         match (&self.kurrent, &self.db) {
-            (None, Db::Postgres(pool)) => postgres::holdback(pool).await,
+            (None, Db::Postgres(pool)) => {
+                let (held_back_events, oldest_writer_seconds) = postgres::holdback(pool).await?;
+                Ok(FeedHoldback {
+                    held_back_events,
+                    oldest_writer_seconds,
+                })
+            }
             _ => Ok(FeedHoldback::default()),
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::event::PreparedEvent;
 use crate::idempotency::{self, ClaimToken};
-use crate::{EventMetadata, FeedHoldback, LogError, Position, StoredEvent, StreamAppend};
+use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -226,9 +226,9 @@ pub(crate) async fn count_after(pool: &PgPool, after: Position) -> Result<(i64, 
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
-/// What holds the feed back now: committed events at or past the horizon, and how long the
-/// oldest open transaction that writes events has been open (by the server's clock).
-pub(crate) async fn holdback(pool: &PgPool) -> Result<FeedHoldback, LogError> {
+/// What holds the feed back now: committed events at or past the horizon, and how long (in
+/// seconds, by the server's clock) the oldest open transaction that writes events has been open.
+pub(crate) async fn holdback(pool: &PgPool) -> Result<(i64, Option<f64>), LogError> {
     let horizon = horizon(pool).await?;
     let sql = format!(
         "SELECT (SELECT count(*) FROM events WHERE transaction_id >= $1::text::xid8), \
@@ -236,10 +236,7 @@ pub(crate) async fn holdback(pool: &PgPool) -> Result<FeedHoldback, LogError> {
                  FROM pg_locks w JOIN pg_stat_activity a ON a.pid = w.pid WHERE {FEED_WRITER})"
     );
     let row = sqlx::query(&sql).bind(horizon).fetch_one(pool).await?;
-    Ok(FeedHoldback {
-        held_back_events: row.try_get(0)?,
-        oldest_writer_seconds: row.try_get(1)?,
-    })
+    Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
 fn decode(row: &PgRow) -> Result<StoredEvent, LogError> {
