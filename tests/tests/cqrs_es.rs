@@ -3,8 +3,9 @@
 //! (`cqrs_store`) on both backends, its events in the global feed with verified hash chains and
 //! a stale commit refused as cqrs-es's optimistic-lock error; postgres-es's
 //! `PostgresEventRepository` loading what dynamoi wrote (the same types, versions, payloads and
-//! sequences); and events written through postgres-es reaching dynamoi's feed and reported by
-//! `audit verify` as written outside dynamoi, not as tampering.
+//! sequences); and events written through postgres-es reaching dynamoi's feed and its read
+//! models (`stream_index`), and reported by `audit verify` as written outside dynamoi, not as
+//! tampering.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
@@ -265,6 +266,13 @@ async fn postgres_es_loads_what_dynamoi_wrote_and_dynamoi_reads_what_postgres_es
         vec![("TrackAdded".to_string(), 1), ("TrackAdded".to_string(), 2)],
         "postgres-es's event is in the feed, in order"
     );
+    // And in the read models: the engine's `stream_index` counts both events of the stream.
+    let engine = projections::Engine::new(log.clone(), projections::all(), projections::EngineConfig::default());
+    engine.catch_up().await.expect("the projections apply the feed");
+    let indexed = db
+        .count("SELECT events FROM stream_index WHERE aggregate_type = 'playlist' AND aggregate_id = 'pl-2'")
+        .await;
+    assert_eq!(indexed, 2, "the projections saw postgres-es's event and dynamoi's");
     let verified = log.verify_stream("playlist", "pl-2").await.expect("verify");
     assert_eq!(verified.broken, None, "a row written outside dynamoi is not tampering");
     assert_eq!(verified.written_outside, vec![1]);
