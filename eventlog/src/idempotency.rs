@@ -202,6 +202,28 @@ pub(crate) const MARK_APPLIED: &str =
     "UPDATE idempotency_keys SET state = 'applied', effect = COALESCE(effect, $4), effect_position = $5 \
      WHERE scope = $1 AND key = $2 AND claim_token = $3 AND state IN ('pending', 'applied')";
 
+/// Runs [`MARK_APPLIED`] on `$executor` (a pool, or a transaction of either dialect): the
+/// claimed key is `applied`, its effect the given aggregate. `Err(ClaimLost)` when the claim
+/// was taken over meanwhile. The one place the statement is bound, for every caller.
+macro_rules! mark_applied_on {
+    ($executor:expr, $claim:expr, $aggregate_type:expr, $aggregate_id:expr, $position:expr) => {
+        match sqlx::query($crate::idempotency::MARK_APPLIED)
+            .bind(&$claim.scope)
+            .bind(&$claim.key)
+            .bind(&$claim.token)
+            .bind($crate::idempotency::effect_of($aggregate_type, $aggregate_id))
+            .bind($position)
+            .execute($executor)
+            .await?
+            .rows_affected()
+        {
+            1 => Ok(()),
+            _ => Err($crate::LogError::ClaimLost),
+        }
+    };
+}
+pub(crate) use mark_applied_on;
+
 /// Marks the claimed key `applied` in a commit of its own: what an append to an event store
 /// outside the SQL database (KurrentDB) does right after its events are written. `ClaimLost`
 /// when the claim was taken over meanwhile (the events are written all the same).
@@ -212,22 +234,13 @@ pub async fn mark_applied(
     aggregate_id: &str,
     position: Option<String>,
 ) -> Result<(), LogError> {
-    let marked = dispatch!(db, Db, |pool| {
-        sqlx::query(MARK_APPLIED)
-            .bind(&claim.scope)
-            .bind(&claim.key)
-            .bind(&claim.token)
-            .bind(effect_of(aggregate_type, aggregate_id))
-            .bind(&position)
-            .execute(pool)
-            .await?
-            .rows_affected()
-    });
-    if marked == 1 {
-        Ok(())
-    } else {
-        Err(LogError::ClaimLost)
-    }
+    dispatch!(db, Db, |pool| mark_applied_on!(
+        pool,
+        claim,
+        aggregate_type,
+        aggregate_id,
+        position.clone()
+    ))
 }
 
 /// The `effect` column's value: the first aggregate a command appended to.

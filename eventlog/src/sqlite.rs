@@ -68,18 +68,11 @@ pub(crate) async fn append(
         .map_err(|e| conflict_or(e, streams))?;
     let out = positions(&returned)?;
     let first = &streams[0];
-    let marked = sqlx::query(idempotency::MARK_APPLIED)
-        .bind(&claim.scope)
-        .bind(&claim.key)
-        .bind(&claim.token)
-        .bind(idempotency::effect_of(&first.aggregate_type, &first.aggregate_id))
-        .bind(out.last().map(|(_, p)| p.to_string()))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if marked != 1 {
+    let last = out.last().map(|(_, p)| p.to_string());
+    let marked = idempotency::mark_applied_on!(&mut *tx, claim, &first.aggregate_type, &first.aggregate_id, last);
+    if let Err(error) = marked {
         tx.rollback().await?;
-        return Err(LogError::ClaimLost);
+        return Err(error);
     }
     tx.commit().await?;
     Ok(out)
