@@ -11,6 +11,7 @@
 //! `DYNAMOI_TEST_SKIP_POSTGRES=1` is set outside CI; under `CI=true` they always fail.
 
 pub mod browser;
+pub mod contract;
 
 use eventlog::{Db, EventLog, KurrentStore};
 use std::future::Future;
@@ -386,7 +387,9 @@ macro_rules! three_backends {
 pub struct TestApp {
     pub address: std::net::SocketAddr,
     pub base_url: String,
-    pub client: reqwest::Client,
+    /// A client whose every answer from this service is checked against `api/openapi.json`
+    /// ([`contract`]): a drift between a route and the document fails the test that met it.
+    pub client: reqwest_middleware::ClientWithMiddleware,
     pub settings: api::Settings,
     pub db: TestDb,
     /// The service's clock: it runs from the instant the test set ([`TEST_NOW`] unless asked).
@@ -489,7 +492,7 @@ impl TestApp {
         TestApp {
             address,
             base_url: format!("http://{address}"),
-            client: reqwest::Client::new(),
+            client: contract::checked_client(&format!("http://{address}")),
             settings,
             db,
             clock,
@@ -595,6 +598,14 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// The value of the sample `series` in the Prometheus text `metrics`: a metric's name, with its
+/// labels as the exporter renders them (`dynamoi_projection_lock_held{projection="x"}`).
+pub fn metric_sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Every text, JSON and binary cell of every table that holds `needle`, as `table.column`.

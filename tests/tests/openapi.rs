@@ -205,3 +205,97 @@ async fn every_documented_route_is_answered_by_the_service() {
         );
     }
 }
+
+/// The contract check that every end-to-end test's answers go through (`tests::contract`)
+/// catches each kind of drift, and lets a faithful answer pass.
+#[test]
+fn the_contract_check_catches_each_kind_of_drift() {
+    use tests::contract::{violations, Answer};
+    const JSON: Option<&str> = Some("application/json");
+    const PROBLEM: Option<&str> = Some("application/problem+json");
+    let check = |method: &str, path: &str, status: u16, content_type: Option<&str>, allow: Option<&str>, body: &str| {
+        violations(&Answer {
+            method,
+            path,
+            status,
+            content_type,
+            allow,
+            body: body.as_bytes(),
+        })
+    };
+    let problem = |status: u16, code: &str| {
+        json!({
+            "type": format!("https://dynamoi.dev/problems/{code}"), "title": "t", "status": status,
+            "detail": "d", "code": code, "request_id": "r-1"
+        })
+        .to_string()
+    };
+    let caught = |found: Vec<String>, what: &str| {
+        assert!(
+            found.iter().any(|v| v.contains(what)),
+            "expected a violation naming `{what}`: {found:?}"
+        );
+    };
+
+    assert_eq!(
+        check("GET", "/healthz", 200, JSON, None, r#"{"status":"ok"}"#),
+        Vec::<String>::new()
+    );
+    caught(
+        check("GET", "/healthz", 200, JSON, None, r#"{"status":"ok","uptime":3}"#),
+        "uptime",
+    );
+    caught(check("GET", "/healthz", 200, JSON, None, "{}"), "status");
+    caught(
+        check("GET", "/healthz", 200, JSON, None, r#"{"status":"down"}"#),
+        "/status",
+    );
+    caught(
+        check("GET", "/healthz", 201, JSON, None, r#"{"status":"ok"}"#),
+        "does not list",
+    );
+    caught(
+        check("GET", "/healthz", 200, Some("text/plain"), None, "ok"),
+        "text/plain",
+    );
+    caught(check("GET", "/v1/nothing", 200, JSON, None, "{}"), "expected 404");
+    assert_eq!(
+        check("GET", "/v1/nothing", 404, PROBLEM, None, &problem(404, "not_found")),
+        Vec::<String>::new()
+    );
+    caught(
+        check("GET", "/v1/nothing", 404, PROBLEM, None, &problem(404, "teapot")),
+        "/code",
+    );
+    assert_eq!(
+        check(
+            "DELETE",
+            "/healthz",
+            405,
+            PROBLEM,
+            Some("GET"),
+            &problem(405, "method_not_allowed")
+        ),
+        Vec::<String>::new()
+    );
+    caught(
+        check(
+            "DELETE",
+            "/healthz",
+            405,
+            PROBLEM,
+            Some("POST"),
+            &problem(405, "method_not_allowed"),
+        ),
+        "Allow",
+    );
+    caught(
+        check("DELETE", "/healthz", 404, PROBLEM, None, &problem(404, "not_found")),
+        "expected 405",
+    );
+    // A path parameter matches any one segment; a literal segment is preferred over it.
+    caught(
+        check("GET", "/v1/me/consents", 200, JSON, None, r#"{"unexpected": true}"#),
+        "unexpected",
+    );
+}
