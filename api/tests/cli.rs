@@ -113,6 +113,80 @@ fn a_database_that_cannot_be_reached_is_one_line_without_the_password() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The PostgreSQL server the suite uses (as `tests::postgres_admin_url`).
+fn postgres_admin_url() -> String {
+    std::env::var("DYNAMOI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_status_says_what_an_open_event_writer_holds_back() {
+    use sqlx::{Connection, PgConnection};
+    let admin_url = postgres_admin_url();
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL at DYNAMOI_TEST_POSTGRES_URL (README: the tests need it)");
+    let name = format!("dynamoi_cli_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create");
+    let url = format!(
+        "{}/{name}",
+        admin_url.rsplit_once('/').expect("a database in the URL").0
+    );
+    let dir = temp_dir();
+    let status = |dir: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dynamoi"))
+            .args(["projections", "status"])
+            .current_dir(dir)
+            .env_clear()
+            .env("DYNAMOI_DATABASE_URL", &url)
+            .env("DYNAMOI_LOG", "error")
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    // Migrated, nothing held back: no feed line.
+    assert!(!status(&dir).contains("feed:"));
+
+    // A writer left open (its event not committed), then an event committed after it.
+    let insert = |id: &str| {
+        format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             VALUES ('counted', '{id}', 0, 'Counted', '1', '{{}}', '{{}}')"
+        )
+    };
+    let mut writer = PgConnection::connect(&url).await.expect("connect");
+    sqlx::query("BEGIN").execute(&mut writer).await.expect("begin");
+    sqlx::query(&insert("slow"))
+        .execute(&mut writer)
+        .await
+        .expect("the open write");
+    let mut other = PgConnection::connect(&url).await.expect("connect");
+    sqlx::query(&insert("later"))
+        .execute(&mut other)
+        .await
+        .expect("a later commit");
+    let said = status(&dir);
+    assert!(
+        said.contains("feed: 1 committed event(s) held back by a transaction writing events, open "),
+        "{said}"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut writer).await.expect("rollback");
+    assert!(
+        !status(&dir).contains("feed:"),
+        "nothing held back once the writer ends"
+    );
+    drop((writer, other));
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("drop");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Stops a `dynamoi serve` child gracefully (SIGTERM) when the test ends, however it ends.
 struct Served(std::process::Child);
 

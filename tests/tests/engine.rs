@@ -789,6 +789,8 @@ three_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_runner_that_lost_its_lock_stops_until_it_holds_it_again() {
     let Some(db) = TestDb::postgres().await else { return };
+    // The service's recorder, installed for this test's process: the fence's metrics.
+    let metrics = api::telemetry::metrics_handle();
     let log = db.log();
     let first = Arc::new(Counter::new("fenced", 1));
     let second = Arc::new(Counter::new("fenced", 1));
@@ -849,6 +851,17 @@ async fn a_runner_that_lost_its_lock_stops_until_it_holds_it_again() {
     events.extend(append_round_robin(&log, "Counted", &["c-1", "c-2"], 6).await);
     assert!(caught_up(18).await, "the first instance runs again");
     assert!(first.batches.load(Ordering::SeqCst) > first_batches);
+    let text = metrics.render();
+    assert_eq!(
+        tests::metric_sample(&text, r#"dynamoi_projection_lock_lost_total{projection="fenced"}"#),
+        Some(1.0),
+        "one loss counted:\n{text}"
+    );
+    assert_eq!(
+        tests::metric_sample(&text, r#"dynamoi_projection_lock_held{projection="fenced"}"#),
+        Some(1.0),
+        "held again:\n{text}"
+    );
     assert_eq!(
         applied(&db.db, "fenced_applied").await,
         id_strings(&events),

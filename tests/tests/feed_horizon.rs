@@ -51,10 +51,7 @@ async fn open_event_writer(url: &str) -> PgConnection {
 }
 
 fn gauge(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics:\n{metrics}"))
+    tests::metric_sample(metrics, name).unwrap_or_else(|| panic!("{name} in /metrics:\n{metrics}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,6 +81,17 @@ async fn an_open_transaction_that_writes_no_event_holds_nothing_back() {
     sqlx::query("ROLLBACK").execute(&mut here).await.expect("rollback");
 }
 
+/// `GET /metrics` of `app`, as text.
+async fn metrics_text(app: &TestApp) -> String {
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .expect("GET /metrics");
+    response.text().await.expect("metrics text")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_event_writer_holds_back_later_commits_and_the_lag_and_metrics_say_so() {
     let Some(db) = TestDb::postgres().await else { return };
@@ -108,14 +116,13 @@ async fn an_open_event_writer_holds_back_later_commits_and_the_lag_and_metrics_s
     assert_eq!(holdback.held_back_events, 1);
     assert!(holdback.oldest_writer_seconds.is_some_and(|s| s >= 0.0), "{holdback:?}");
 
-    let metrics = reqwest::get(format!("{}/metrics", app.base_url))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = metrics_text(&app).await;
     assert_eq!(gauge(&metrics, "dynamoi_feed_held_back_events"), 1.0);
     assert_eq!(gauge(&metrics, "dynamoi_feed_events"), (committed_before + 1) as f64);
+    assert!(
+        gauge(&metrics, "dynamoi_feed_oldest_writer_seconds") > 0.0,
+        "the open writer's age is reported:\n{metrics}"
+    );
     let token = app.token("auditor-1", api::auth::Role::Auditor);
     let (status, operations) = app
         .send(&token, reqwest::Method::GET, "/v1/operations/projections", None)
@@ -141,6 +148,13 @@ async fn an_open_event_writer_holds_back_later_commits_and_the_lag_and_metrics_s
     let holdback = log.feed_holdback().await.expect("holdback");
     assert_eq!(holdback.held_back_events, 0);
     assert_eq!(holdback.oldest_writer_seconds, None);
+    let metrics = metrics_text(&app).await;
+    assert_eq!(gauge(&metrics, "dynamoi_feed_held_back_events"), 0.0);
+    assert_eq!(
+        gauge(&metrics, "dynamoi_feed_oldest_writer_seconds"),
+        0.0,
+        "no writer is open"
+    );
     app.stop().await;
 }
 
