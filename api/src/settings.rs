@@ -39,6 +39,9 @@ pub struct Settings {
     pub event_store_namespace: String,
     /// Pool size (`DYNAMOI_DATABASE_MAX_CONNECTIONS`, default 10).
     pub database_max_connections: u32,
+    /// How many commanded aggregates' states the process keeps, so that a command on one needs
+    /// no load (`DYNAMOI_AGGREGATE_CACHE`, default 4096; 0: off, every command loads first).
+    pub aggregate_cache: usize,
     /// Apply migrations when `serve` starts (`DYNAMOI_AUTO_MIGRATE`, default true).
     pub auto_migrate: bool,
     /// HS256 secret that verifies bearer tokens (`DYNAMOI_JWT_SECRET`); when unset, a development
@@ -113,6 +116,7 @@ struct FileSettings {
     event_store_url: Option<String>,
     event_store_namespace: Option<String>,
     database_max_connections: Option<u32>,
+    aggregate_cache: Option<usize>,
     auto_migrate: Option<bool>,
     jwt_secret: Option<String>,
     jwt_audience: Option<String>,
@@ -365,6 +369,11 @@ impl Settings {
                     file.database_max_connections.map(|v| v.to_string()),
                 ),
                 10,
+            )?,
+            aggregate_cache: parse(
+                "DYNAMOI_AGGREGATE_CACHE",
+                get("DYNAMOI_AGGREGATE_CACHE", file.aggregate_cache.map(|v| v.to_string())),
+                eventlog::aggregate_cache::DEFAULT_CAPACITY,
             )?,
             auto_migrate: parse(
                 "DYNAMOI_AUTO_MIGRATE",

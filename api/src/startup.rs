@@ -36,7 +36,7 @@ pub async fn open_log(settings: &Settings, migrate: bool, clock: SharedClock) ->
         db.migrate().await.context("cannot migrate the database")?;
     }
     let Some(event_store_url) = &settings.event_store_url else {
-        return Ok(EventLog::with_clock(db, clock));
+        return Ok(EventLog::with_clock(db, clock).with_aggregate_cache(settings.aggregate_cache));
     };
     let store = KurrentStore::connect(event_store_url.expose_secret(), &settings.event_store_namespace)
         .context("cannot use the KurrentDB named by DYNAMOI_EVENT_STORE_URL")?;
@@ -44,7 +44,7 @@ pub async fn open_log(settings: &Settings, migrate: bool, clock: SharedClock) ->
         .ping()
         .await
         .context("cannot reach the KurrentDB named by DYNAMOI_EVENT_STORE_URL")?;
-    Ok(EventLog::with_kurrent(db, store, clock))
+    Ok(EventLog::with_kurrent(db, store, clock).with_aggregate_cache(settings.aggregate_cache))
 }
 
 /// The projection engine as the settings configure it.

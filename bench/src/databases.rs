@@ -10,6 +10,24 @@
 use anyhow::{anyhow, Context};
 use eventlog::{Db, EventLog};
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The aggregate cache capacity of the logs [`PrivateDb::log`] makes (`bench --aggregate-cache`).
+static AGGREGATE_CACHE: OnceLock<usize> = OnceLock::new();
+
+/// The aggregate cache capacity of the logs the scenarios make (the service's default unless
+/// [`set_aggregate_cache`] said otherwise).
+pub fn aggregate_cache() -> usize {
+    AGGREGATE_CACHE
+        .get()
+        .copied()
+        .unwrap_or(eventlog::aggregate_cache::DEFAULT_CAPACITY)
+}
+
+/// Sets the aggregate cache capacity of every log made from now on (once per process).
+pub fn set_aggregate_cache(capacity: usize) {
+    let _ = AGGREGATE_CACHE.set(capacity);
+}
 
 /// The PostgreSQL server private databases are created on (its `postgres` database).
 pub fn admin_url() -> String {
@@ -172,7 +190,7 @@ impl PrivateDb {
 
     /// An event log over this database.
     pub fn log(&self) -> EventLog {
-        EventLog::new(self.db.clone())
+        EventLog::new(self.db.clone()).with_aggregate_cache(aggregate_cache())
     }
 
     /// The PostgreSQL pool (panics on SQLite: scenarios know their backend).

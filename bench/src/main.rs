@@ -51,6 +51,10 @@ struct Cli {
     /// Seconds of paced load per lag run.
     #[arg(long, default_value_t = 3.0)]
     lag_seconds: f64,
+    /// Aggregates kept by the logs the scenarios make (`DYNAMOI_AGGREGATE_CACHE` of the
+    /// service; 0: every command loads its stream first, as before the cache).
+    #[arg(long, default_value_t = eventlog::aggregate_cache::DEFAULT_CAPACITY)]
+    aggregate_cache: usize,
     #[command(subcommand)]
     internal: Option<Internal>,
 }
@@ -134,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             self_exe.display()
         );
     }
+    bench::databases::set_aggregate_cache(cli.aggregate_cache);
     let config = Config {
         pairs: cli.pairs,
         quick: cli.quick,

@@ -2,9 +2,10 @@
 //! between sqlx and PostgreSQL by the harness's counting proxy (`bench::wire`):
 //!
 //! - one writing commit per command;
-//! - at most two database round trips per command (the load and the append): round trips the
-//!   command waits for; the ping sqlx's pool sends when a connection is given back (in a task
-//!   of its own, after the answer) is counted and shown apart;
+//! - at most two database round trips per command (the load and the append) with the aggregate
+//!   cache off, one (the append) with it on, for a new aggregate and for one this process
+//!   commanded last: round trips the command waits for; the ping sqlx's pool sends when a
+//!   connection is given back (in a task of its own, after the answer) is counted and shown apart;
 //! - one checkpoint write per projection batch, in the batch's own transaction, on a rebuild
 //!   and on the live workers.
 //!
@@ -15,7 +16,11 @@ use bench::scenarios::counters::{run_commands, run_live, run_rebuild, writes_rea
 use bench::wire::{Recording, Transaction};
 
 async fn tapped() -> Option<Tapped> {
-    Tapped::new(10)
+    tapped_with_cache(eventlog::aggregate_cache::DEFAULT_CAPACITY).await
+}
+
+async fn tapped_with_cache(aggregate_cache: usize) -> Option<Tapped> {
+    Tapped::new(10, aggregate_cache)
         .await
         .expect("a private PostgreSQL database behind the counting proxy")
 }
@@ -108,10 +113,9 @@ async fn a_command_is_one_writing_commit() {
     assert_eq!(counts.event_transactions, 50);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_takes_at_most_two_round_trips() {
-    let Some(tapped) = tapped().await else { return };
-    let counts = run_commands(&tapped, 25).await.unwrap();
+/// The round trips the commands of `counts` waited for (statements prepared on a new
+/// connection apart, bounded), checked against `per_command`, and the statements they sent.
+fn round_trips_per_command(counts: &bench::scenarios::counters::CommandCounts, per_command: usize) {
     let recording = &counts.recording;
     // A statement is prepared once per connection (one round trip, the first time); the pool
     // may open a connection during the run, so those are counted apart, and bounded.
@@ -123,7 +127,7 @@ async fn a_command_takes_at_most_two_round_trips() {
     );
     let waited = recording.waited_round_trips() - preparations;
     assert!(
-        waited <= 2 * counts.commands,
+        waited <= per_command * counts.commands,
         "{waited} round trips waited for, for {} commands ({} in all, {} pings, {} of them on \
          release, {preparations} preparations)\n{}",
         counts.commands,
@@ -132,9 +136,28 @@ async fn a_command_takes_at_most_two_round_trips() {
         recording.release_pings(),
         breakdown(recording)
     );
-    // The two are the load and the append: one statement each.
     let statements: usize = recording.round_trips.iter().map(|r| r.statements.len()).sum();
-    assert_eq!(statements, 2 * counts.commands, "{}", breakdown(recording));
+    assert_eq!(statements, per_command * counts.commands, "{}", breakdown(recording));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_aggregate_cache_a_command_takes_two_round_trips() {
+    let Some(tapped) = tapped_with_cache(0).await else {
+        return;
+    };
+    let counts = run_commands(&tapped, 25).await.unwrap();
+    // The load and the append: one statement each.
+    round_trips_per_command(&counts, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_aggregate_cache_a_new_or_hot_aggregate_takes_one_round_trip() {
+    let Some(tapped) = tapped().await else { return };
+    let counts = run_commands(&tapped, 25).await.unwrap();
+    // Drafts of new campaigns and budget changes on the campaign commanded last: the append
+    // alone, no load.
+    round_trips_per_command(&counts, 1);
+    assert_eq!(counts.events, 50);
 }
 
 /// Every committed transaction that moves a checkpoint moves it once, and every read-model

@@ -1,5 +1,6 @@
-//! Command execution: load an aggregate, let it decide, append its events; on a conflicting
-//! append (another command got there first), reload and decide again, a bounded number of times.
+//! Command execution: take the aggregate's state (cached, or loaded), let it decide, append its
+//! events; on a conflicting append (another command got there first), reload and decide again,
+//! a bounded number of times.
 //!
 //! Commands on one aggregate take turns inside a process ([`crate::locks::AggregateLocks`], a keyed async
 //! mutex held from the load to the append, `crate::locks`), so they never conflict with each other; a conflict
@@ -7,6 +8,7 @@
 //! waits longer than [`COMMAND_WAIT`] for its turn, or loses every retry, is a
 //! [`LogError::Conflict`] (answered 409 with `Retry-After`).
 
+use crate::aggregate_cache::Cached;
 use crate::{EventLog, EventMetadata, LogError, NewEvent, Position, StreamAppend};
 use domain::Aggregate;
 use std::time::Duration;
@@ -63,6 +65,14 @@ impl EventLog {
     }
 
     /// Executes `command` against aggregate `A` with id `aggregate_id`.
+    ///
+    /// The decision starts from the aggregate's cached state ([`crate::aggregate_cache`]) or,
+    /// for an aggregate this process has not commanded, from an empty one (a command that
+    /// creates its aggregate needs no load: if the stream exists after all, the append at
+    /// sequence 1 conflicts). Such a guessed start is trusted only when the command appends
+    /// (the append checks the sequence); a refusal, a no-op or a conflict is decided again on
+    /// the loaded stream. So a command on a new or hot aggregate is one round trip; with the
+    /// cache off (capacity 0) every command loads first (two).
     pub async fn execute<A>(
         &self,
         aggregate_id: &str,
@@ -70,14 +80,60 @@ impl EventLog {
         metadata: &EventMetadata,
     ) -> Result<CommandOutcome<A::Event>, CommandError<A::Error>>
     where
-        A: Aggregate,
+        A: Aggregate + 'static,
         A::Command: Clone,
     {
         let _turn = self.locks().lock(A::TYPE, aggregate_id, COMMAND_WAIT).await?;
+        let cache = self.aggregates();
+        let mut guess = cache.take::<A>(A::TYPE, aggregate_id).or_else(|| {
+            cache.enabled().then(|| Cached {
+                state: A::default(),
+                sequence: 0,
+                chain_hash: None,
+            })
+        });
         let mut attempt = 0;
         loop {
-            let (aggregate, sequence, chain_hash) = self.load_aggregate::<A>(aggregate_id).await?;
-            let events = aggregate.handle(command.clone()).map_err(CommandError::Rejected)?;
+            let guessed = guess.is_some();
+            let Cached {
+                state: aggregate,
+                sequence,
+                chain_hash,
+            } = match guess.take() {
+                Some(cached) => cached,
+                None => {
+                    let (state, sequence, chain_hash) = self.load_aggregate::<A>(aggregate_id).await?;
+                    Cached {
+                        state,
+                        sequence,
+                        chain_hash,
+                    }
+                }
+            };
+            let events = match aggregate.handle(command.clone()) {
+                Ok(events) if !events.is_empty() => events,
+                // Nothing for the append to check: decide again on the stream as it is.
+                _ if guessed => continue,
+                decided => {
+                    // The loaded state is the stream's: keep it for the next command.
+                    cache.put(
+                        A::TYPE,
+                        aggregate_id,
+                        Cached {
+                            state: aggregate,
+                            sequence,
+                            chain_hash,
+                        },
+                    );
+                    // A refusal, or a command that changes nothing (no event, no position).
+                    let events = decided.map_err(CommandError::Rejected)?;
+                    return Ok(CommandOutcome {
+                        events,
+                        event_ids: Vec::new(),
+                        position: None,
+                    });
+                }
+            };
             let new_events = events
                 .iter()
                 .map(NewEvent::from_domain)
@@ -89,14 +145,33 @@ impl EventLog {
                 expected_sequence: sequence,
                 events: new_events,
             };
-            // Two round trips per command: the load above and this one-statement append.
-            match self.append_after(&stream, chain_hash, metadata).await {
-                Ok(appended) => {
+            match self.append_after_with_head(&stream, chain_hash, metadata).await {
+                Ok((appended, head)) => {
+                    if cache.enabled() {
+                        let mut state = aggregate;
+                        for event in &events {
+                            state.apply(event.clone());
+                        }
+                        let sequence = sequence + events.len() as i64;
+                        cache.put(
+                            A::TYPE,
+                            aggregate_id,
+                            Cached {
+                                state,
+                                sequence,
+                                chain_hash: head,
+                            },
+                        );
+                    }
                     return Ok(CommandOutcome {
                         events,
                         position: appended.last().map(|(_, p)| *p),
                         event_ids: appended.into_iter().map(|(id, _)| id).collect(),
-                    })
+                    });
+                }
+                // The guess was stale (the stream exists, or grew elsewhere): load, no pause.
+                Err(LogError::Conflict { .. }) if guessed => {
+                    tracing::debug!(aggregate_type = A::TYPE, "cached or empty state was stale, loading");
                 }
                 Err(LogError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
                     attempt += 1;

@@ -38,6 +38,7 @@
 //! records of command endpoints), [`outbox`] (outbox checkpoints), [`scheduled`] (one run per job
 //! and day across instances, under a lease), [`workflow`] (the work items of durable workflows).
 
+pub mod aggregate_cache;
 pub mod chain;
 pub mod command;
 pub mod db;

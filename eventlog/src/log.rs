@@ -20,6 +20,8 @@ pub struct EventLog {
     appended: Arc<watch::Sender<u64>>,
     /// Commands on one aggregate take turns in this process ([`crate::locks`]).
     locks: Arc<crate::locks::AggregateLocks>,
+    /// The state of recently commanded aggregates ([`crate::aggregate_cache`]).
+    aggregates: Arc<crate::aggregate_cache::AggregateCache>,
 }
 
 /// Where the events of an [`EventLog`] are stored.
@@ -64,12 +66,25 @@ impl EventLog {
             clock,
             appended: Arc::new(watch::channel(0).0),
             locks: Arc::default(),
+            aggregates: Arc::default(),
         }
     }
 
     /// The per-aggregate turns of commands in this process.
     pub fn locks(&self) -> &crate::locks::AggregateLocks {
         &self.locks
+    }
+
+    /// The same log keeping at most `capacity` commanded aggregates' states (0: none, every
+    /// command loads its stream). The default is [`crate::aggregate_cache::DEFAULT_CAPACITY`].
+    pub fn with_aggregate_cache(mut self, capacity: usize) -> EventLog {
+        self.aggregates = Arc::new(crate::aggregate_cache::AggregateCache::new(capacity));
+        self
+    }
+
+    /// The state of recently commanded aggregates.
+    pub fn aggregates(&self) -> &crate::aggregate_cache::AggregateCache {
+        &self.aggregates
     }
 
     /// Events in KurrentDB (`store`); read models, checkpoints and the rest in `db`.
@@ -80,6 +95,7 @@ impl EventLog {
             clock,
             appended: Arc::new(watch::channel(0).0),
             locks: Arc::default(),
+            aggregates: Arc::default(),
         }
     }
 
@@ -159,7 +175,7 @@ impl EventLog {
         } else {
             vec![None; streams.len()]
         };
-        self.append_linked(streams, &previous, metadata).await
+        Ok(self.append_linked(streams, &previous, metadata).await?.0)
     }
 
     /// Appends one aggregate's events after the event whose chain hash is `previous_hash`
@@ -170,8 +186,21 @@ impl EventLog {
         previous_hash: Option<String>,
         metadata: &EventMetadata,
     ) -> Result<Vec<(Uuid, Position)>, LogError> {
-        self.append_linked(std::slice::from_ref(stream), &[previous_hash], metadata)
-            .await
+        Ok(self.append_after_with_head(stream, previous_hash, metadata).await?.0)
+    }
+
+    /// [`EventLog::append_after`], also giving the chain hash of the stream's new last event
+    /// (what the next append follows; the aggregate cache keeps it).
+    pub(crate) async fn append_after_with_head(
+        &self,
+        stream: &StreamAppend,
+        previous_hash: Option<String>,
+        metadata: &EventMetadata,
+    ) -> Result<(Vec<(Uuid, Position)>, Option<String>), LogError> {
+        let (appended, mut heads) = self
+            .append_linked(std::slice::from_ref(stream), &[previous_hash], metadata)
+            .await?;
+        Ok((appended, heads.pop().flatten()))
     }
 
     /// Appends several aggregates' events after the heads the caller loaded (`previous[i]` is
@@ -183,7 +212,7 @@ impl EventLog {
         previous: &[Option<String>],
         metadata: &EventMetadata,
     ) -> Result<Vec<(Uuid, Position)>, LogError> {
-        self.append_linked(streams, previous, metadata).await
+        Ok(self.append_linked(streams, previous, metadata).await?.0)
     }
 
     async fn append_linked(
@@ -191,15 +220,17 @@ impl EventLog {
         streams: &[StreamAppend],
         previous: &[Option<String>],
         metadata: &EventMetadata,
-    ) -> Result<Vec<(Uuid, Position)>, LogError> {
+    ) -> Result<(Vec<(Uuid, Position)>, Vec<Option<String>>), LogError> {
         let count: usize = streams.iter().map(|s| s.events.len()).sum();
         if count == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), previous.to_vec()));
         }
         // Microseconds: what both backends store, so a read gives back exactly what was written.
         let recorded_at = self.clock.now().trunc_subsecs(6);
         let metadata_text = serde_json::to_string(metadata)?;
         let mut rows = Vec::with_capacity(count);
+        // The chain hash of each stream's last event once appended.
+        let mut heads = Vec::with_capacity(streams.len());
         for (stream, previous) in streams.iter().zip(previous) {
             let mut link = previous.clone();
             for (i, event) in stream.events.iter().enumerate() {
@@ -232,6 +263,7 @@ impl EventLog {
                 });
                 link = Some(hash);
             }
+            heads.push(link);
         }
         // A command running under an Idempotency-Key marks the key in the append's transaction
         // (on KurrentDB, in a second commit right after the append: see README).
@@ -257,7 +289,7 @@ impl EventLog {
         };
         metrics::counter!("dynamoi_events_appended_total").increment(count as u64);
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(appended)
+        Ok((appended, heads))
     }
 
     /// Every event of one aggregate, in sequence order.

@@ -313,6 +313,76 @@ three_backends! {
 }
 
 three_backends! {
+    async fn commands_decided_on_a_cached_or_guessed_state_are_checked_by_the_append(db: TestDb) {
+        // Two logs over one store: two processes, each with its own aggregate cache.
+        use domain::campaign::{Budget, Campaign, CampaignCommand, CampaignError};
+        let (a, b) = (db.log(), db.log());
+        let md = metadata("support:7");
+        let versions = |log: EventLog| async move {
+            let (document, sequence, _) = log.load_aggregate::<PolicyDocument>("privacy-policy").await.expect("load");
+            (document.versions().iter().map(|v| (v.version_number, v.label.clone())).collect::<Vec<_>>(), sequence)
+        };
+
+        a.execute::<PolicyDocument>("privacy-policy", publish("2026-01", "2026-01-01", 'a'), &md)
+            .await
+            .expect("the first version");
+        // B has never commanded this stream: its guess (an empty document) accepts the label,
+        // the append at sequence 1 conflicts, and the stream as stored refuses it.
+        let error = b
+            .execute::<PolicyDocument>("privacy-policy", publish("2026-01", "2026-02-01", 'b'), &md)
+            .await
+            .expect_err("the label exists in the stream");
+        assert!(matches!(error, CommandError::Rejected(PolicyError::LabelAlreadyPublished(_))), "{error:?}");
+        b.execute::<PolicyDocument>("privacy-policy", publish("2026-06", "2026-06-01", 'b'), &md)
+            .await
+            .expect("B's second version");
+        // A's cached document is one version behind: its decision (version 2) conflicts, and
+        // the reloaded stream makes it version 3.
+        a.execute::<PolicyDocument>("privacy-policy", publish("2026-09", "2026-09-01", 'c'), &md)
+            .await
+            .expect("A's next version");
+        // And B's, cached at version 2, becomes version 4.
+        b.execute::<PolicyDocument>("privacy-policy", publish("2026-12", "2026-12-01", 'd'), &md)
+            .await
+            .expect("B's next version");
+        let (listed, sequence) = versions(db.log()).await;
+        assert_eq!(
+            listed,
+            vec![(1, "2026-01".into()), (2, "2026-06".into()), (3, "2026-09".into()), (4, "2026-12".into())]
+        );
+        assert_eq!(sequence, 4);
+        let verification = a.verify_stream(PolicyDocument::TYPE, "privacy-policy").await.expect("verify");
+        assert_eq!((verification.events, verification.broken), (4, None), "every link holds");
+
+        // A command its guess refuses is decided on the stream: B never saw this campaign, so
+        // an empty campaign refuses a budget change, but the stored one accepts it.
+        use domain::campaign::CampaignEvent;
+        let campaign = Uuid::now_v7().to_string();
+        a.execute::<Campaign>(&campaign, CampaignCommand::Draft(tests::meta_campaign_draft("artist-1")), &md)
+            .await
+            .expect("the draft");
+        let budget = |amount_micros| Budget::Daily { amount_micros };
+        b.execute::<Campaign>(&campaign, CampaignCommand::ChangeBudget(budget(7_000_000)), &md)
+            .await
+            .expect("B changes the budget of a campaign it never loaded");
+        // A's cached campaign is at sequence 1: its append conflicts, and it is decided again.
+        a.execute::<Campaign>(&campaign, CampaignCommand::ChangeBudget(budget(9_000_000)), &md)
+            .await
+            .expect("A changes it again");
+        let stored = db.log().load(Campaign::TYPE, &campaign).await.expect("load");
+        let events: Vec<CampaignEvent> = stored.iter().map(|e| e.decode().expect("decode")).collect();
+        assert_eq!(stored.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(events[1], CampaignEvent::BudgetChanged(budget(7_000_000)));
+        assert_eq!(events[2], CampaignEvent::BudgetChanged(budget(9_000_000)));
+        let refused = b
+            .execute::<Campaign>(&campaign, CampaignCommand::Draft(tests::meta_campaign_draft("artist-1")), &md)
+            .await
+            .expect_err("a second draft of the same campaign");
+        assert!(matches!(refused, CommandError::Rejected(CampaignError::AlreadyExists)), "{refused:?}");
+    }
+}
+
+three_backends! {
     async fn the_feed_yields_every_event_once_in_commit_order_and_resumes_from_any_cursor(db: TestDb) {
         let log = db.log();
         let md = metadata("service:test");

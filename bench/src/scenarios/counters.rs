@@ -26,15 +26,16 @@ pub struct Tapped {
 }
 
 impl Tapped {
-    /// `None` only when PostgreSQL is unreachable and skipping is allowed.
-    pub async fn new(max_connections: u32) -> anyhow::Result<Option<Tapped>> {
+    /// A log keeping `aggregate_cache` aggregates (0: every command loads first). `None` only
+    /// when PostgreSQL is unreachable and skipping is allowed.
+    pub async fn new(max_connections: u32, aggregate_cache: usize) -> anyhow::Result<Option<Tapped>> {
         let Some(db) = PrivateDb::postgres(max_connections).await? else {
             return Ok(None);
         };
         let url = PgUrl::parse(&db.url)?;
         let tap = WireTap::start(format!("{}:{}", url.host, url.port)).await?;
         let proxied = url.with("127.0.0.1", tap.address().port(), &db.name);
-        let log = EventLog::new(Db::connect(&proxied, max_connections).await?);
+        let log = EventLog::new(Db::connect(&proxied, max_connections).await?).with_aggregate_cache(aggregate_cache);
         Ok(Some(Tapped { db, tap, log }))
     }
 }
@@ -204,7 +205,7 @@ pub async fn run_live(tapped: &Tapped, commands: usize, batch_size: usize) -> an
 /// Runs the scenario: the counters as rows (no baseline, exact targets).
 pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
     let count = if config.quick { 10 } else { 100 };
-    let tapped = Tapped::new(10)
+    let tapped = Tapped::new(10, crate::databases::aggregate_cache())
         .await?
         .ok_or_else(|| anyhow::anyhow!("PostgreSQL is unreachable; the harness needs it"))?;
     let counts = run_commands(&tapped, count).await?;
