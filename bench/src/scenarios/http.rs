@@ -2,12 +2,19 @@
 //! core 0) over a private PostgreSQL database holding an artist with 10 campaigns × 180 days of
 //! spend, loaded from a second process (`bench load`, pinned to core 1) on loopback.
 //!
-//! Ours: the artist's dashboard by week (`GET /v1/artists/{id}/dashboard?granularity=week`:
-//! token check, access check, one aggregate query). Baselines: `GET /healthz` of the same server
-//! (the API has no hello-world route; `/healthz` is its cheapest, through the same filters), and
-//! a warp hello-world server (`bench hello`, pinned to core 0 like the service), which is
-//! `PERFORMANCE.md`'s reference. Runs rotate through the three. The server's resident memory
-//! (`VmRSS`) is sampled every 50 ms throughout: the `memory` figure is its peak per pair.
+//! Ours: the artist's dashboard (`GET /v1/artists/{id}/dashboard`: token check, access check,
+//! the read, JSON) by day, week and month, and by week with a platform and with a campaign
+//! filter. Baseline (issue 14): the physical limit of the same answer, raw SQL reading it from
+//! precomputed per-day rows (`bench_artist_daily`: the artist's sums per platform, day and
+//! currency, made once from `campaign_daily` before the runs; `campaign_daily` itself for the
+//! campaign filter) by primary key, through sqlx with prepared statements, as many connections
+//! as the HTTP load has, the rows summed into the granularity's periods as the service does;
+//! in this process, same database, same seconds. The pairs alternate which goes first.
+//!
+//! Two reference rows, not targets: `GET /healthz` (the service's cheapest route) and a warp
+//! hello-world server (`bench hello`, pinned to core 0 like the service), `PERFORMANCE.md`'s
+//! earlier reference. The server's resident memory (`VmRSS`) is sampled every 50 ms throughout:
+//! the `memory` figure is its peak per pair.
 
 use super::{postgres, Config};
 use crate::databases::TempDir;
@@ -17,6 +24,7 @@ use crate::report::{Row, Target};
 use api::auth::{Authenticator, Role};
 use secrecy::SecretString;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -130,6 +138,93 @@ async fn load(
     Ok(result)
 }
 
+/// One dashboard the scenario asks for: its HTTP query and the raw SQL reading the same
+/// answer from precomputed per-day rows.
+struct DashboardVariant {
+    label: &'static str,
+    /// The query string after `/v1/artists/{id}/dashboard?`.
+    query: String,
+    granularity: &'static str,
+    /// The statement: `$1` the key (artist or campaign), `$2` an optional platform.
+    sql: &'static str,
+    key: String,
+    platform: Option<String>,
+}
+
+const RAW_BY_ARTIST: &str = "SELECT day, currency, spend_micros, impressions, reach, clicks, views, saves, follows, \
+     conversions, engagement FROM bench_artist_daily \
+     WHERE artist_id = $1 AND ($2::text IS NULL OR platform = $2) ORDER BY day";
+const RAW_BY_CAMPAIGN: &str = "SELECT day, currency, spend_micros, impressions, reach, clicks, views, saves, follows, \
+     conversions, reactions + comments + shares FROM campaign_daily \
+     WHERE campaign_id = $1 AND ($2::text IS NULL OR platform = $2) ORDER BY day";
+
+/// The precomputed per-day rows of the baseline, from the read model as the seed left it.
+const MAKE_ARTIST_DAILY: &str = "CREATE TABLE bench_artist_daily AS \
+     SELECT artist_id, platform, day, currency, SUM(spend_micros)::bigint AS spend_micros, \
+     SUM(impressions)::bigint AS impressions, SUM(reach)::bigint AS reach, SUM(clicks)::bigint AS clicks, \
+     SUM(views)::bigint AS views, SUM(saves)::bigint AS saves, SUM(follows)::bigint AS follows, \
+     SUM(conversions)::bigint AS conversions, SUM(reactions + comments + shares)::bigint AS engagement \
+     FROM campaign_daily GROUP BY artist_id, platform, day, currency";
+
+/// The period a day falls in, as the dashboard names it.
+fn period(day: &str, granularity: &str) -> String {
+    use chrono::Datelike;
+    let Ok(date) = day.parse::<chrono::NaiveDate>() else {
+        return day.to_string();
+    };
+    match granularity {
+        "week" => (date - chrono::Duration::days(i64::from(date.weekday().num_days_from_monday()))).to_string(),
+        "month" => format!("{:04}-{:02}", date.year(), date.month()),
+        _ => day.to_string(),
+    }
+}
+
+/// The baseline: `connections` tasks reading `variant`'s rows and summing them into periods
+/// for `seconds`; answers per second.
+async fn raw_load(
+    pool: &sqlx::PgPool,
+    variant: &DashboardVariant,
+    connections: usize,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    use sqlx::Row;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let pool = pool.clone();
+        let (sql, key, platform, granularity) = (
+            variant.sql,
+            variant.key.clone(),
+            variant.platform.clone(),
+            variant.granularity,
+        );
+        tasks.spawn(async move {
+            let mut answers = 0u64;
+            while Instant::now() < deadline {
+                let rows = sqlx::query(sql).bind(&key).bind(&platform).fetch_all(&pool).await?;
+                let mut periods: BTreeMap<(String, String), [i64; 9]> = BTreeMap::new();
+                for row in &rows {
+                    let day: String = row.try_get(0)?;
+                    let sums = periods.entry((period(&day, granularity), row.try_get(1)?)).or_default();
+                    for (k, sum) in sums.iter_mut().enumerate() {
+                        *sum = sum.saturating_add(row.try_get::<i64, _>(2 + k)?);
+                    }
+                }
+                anyhow::ensure!(!periods.is_empty(), "the baseline read no rows");
+                std::hint::black_box(periods);
+                answers += 1;
+            }
+            Ok::<u64, anyhow::Error>(answers)
+        });
+    }
+    let mut answers = 0;
+    while let Some(done) = tasks.join_next().await {
+        answers += done??;
+    }
+    Ok(answers as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Runs the scenario: the `http` rows and the `memory` row.
 pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
     let dynamoi = locate_dynamoi(config.dynamoi.clone(), &config.self_exe).ok_or_else(|| {
@@ -218,25 +313,61 @@ pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
     };
     let idle_rss = resident_mib(server_pid).map(|(rss, _)| rss).unwrap_or(f64::NAN);
 
-    let mut vs_healthz = Row::new(
-        "http",
-        "dashboard query over HTTP",
-        "req/s",
-        "GET /healthz",
-        "GET dashboard",
-        Target::RatioAtLeast { ratio: 0.6 },
-    );
-    let mut vs_hello = Row::new(
-        "http",
-        "dashboard query over HTTP",
-        "req/s",
-        "warp hello-world",
-        "GET dashboard",
-        Target::RatioAtLeast { ratio: 0.6 },
-    );
+    // The baseline's precomputed rows, from the read model the server just built.
+    let raw_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(config.http_connections as u32)
+        .connect(&db.url)
+        .await?;
+    sqlx::query(MAKE_ARTIST_DAILY).execute(&raw_pool).await?;
+    sqlx::query("ALTER TABLE bench_artist_daily ADD PRIMARY KEY (artist_id, platform, day, currency)")
+        .execute(&raw_pool)
+        .await?;
+    sqlx::query("ANALYZE bench_artist_daily").execute(&raw_pool).await?;
+    let platform: String = sqlx::query_scalar("SELECT platform FROM campaign_daily WHERE artist_id = $1 LIMIT 1")
+        .bind(&artist)
+        .fetch_one(&raw_pool)
+        .await?;
+    let by_artist = |label, granularity: &'static str, platform: Option<&str>| DashboardVariant {
+        label,
+        query: match platform {
+            Some(p) => format!("granularity={granularity}&platform={p}"),
+            None => format!("granularity={granularity}"),
+        },
+        granularity,
+        sql: RAW_BY_ARTIST,
+        key: artist.clone(),
+        platform: platform.map(str::to_string),
+    };
+    let variants = vec![
+        by_artist("by day", "day", None),
+        by_artist("by week", "week", None),
+        by_artist("by month", "month", None),
+        by_artist("by week, one platform", "week", Some(&platform)),
+        DashboardVariant {
+            label: "by week, one campaign",
+            query: format!("granularity=week&campaign={}", ids[0]),
+            granularity: "week",
+            sql: RAW_BY_CAMPAIGN,
+            key: ids[0].clone(),
+            platform: None,
+        },
+    ];
+    let mut dashboard_rows: Vec<Row> = variants
+        .iter()
+        .map(|v| {
+            Row::new(
+                "http",
+                &format!("dashboard over HTTP, {}", v.label),
+                "req/s",
+                "raw SQL over precomputed per-day rows",
+                "GET dashboard",
+                Target::RatioAtLeast { ratio: 0.5 },
+            )
+        })
+        .collect();
     let mut healthz_vs_hello = Row::new(
         "http",
-        "the service's cheapest route",
+        "the service's cheapest route (reference)",
         "req/s",
         "warp hello-world",
         "GET /healthz",
@@ -251,31 +382,44 @@ pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
         Target::PeakAtMost { value: 100.0 },
     );
     let seconds = config.http_seconds;
-    // A short warm-up of each route, then the pairs (rotating which route goes first).
+    // A short warm-up of each, then the pairs (alternating which of a pair goes first).
     for i in 0..=config.pairs {
         let run_seconds = if i == 0 { seconds / 3.0 } else { seconds };
         *peak.lock().expect("never poisoned") = 0.0;
-        let mut results: [Option<LoadResult>; 3] = [None, None, None];
-        for k in 0..3 {
-            let which = (i + k) % 3;
-            let result = match which {
-                0 => load(config, pin, hello_address, "/hello", &headers, run_seconds).await?,
-                1 => load(config, pin, server_address, "/healthz", &headers, run_seconds).await?,
-                _ => load(config, pin, server_address, &dashboard, &headers, run_seconds).await?,
+        let hello = load(config, pin, hello_address, "/hello", &headers, run_seconds).await?;
+        let healthz = load(config, pin, server_address, "/healthz", &headers, run_seconds).await?;
+        let mut pairs = Vec::with_capacity(variants.len());
+        for variant in &variants {
+            let path = format!("/v1/artists/{artist}/dashboard?{}", variant.query);
+            let (raw, http) = if i % 2 == 0 {
+                let raw = raw_load(&raw_pool, variant, config.http_connections, run_seconds).await?;
+                (
+                    raw,
+                    load(config, pin, server_address, &path, &headers, run_seconds).await?,
+                )
+            } else {
+                let http = load(config, pin, server_address, &path, &headers, run_seconds).await?;
+                (
+                    raw_load(&raw_pool, variant, config.http_connections, run_seconds).await?,
+                    http,
+                )
             };
-            results[which] = Some(result);
+            pairs.push((raw, http));
         }
         if i == 0 {
             continue;
         }
-        let [hello, healthz, dash] = results.map(|r| r.expect("all three ran"));
-        vs_healthz.pair(healthz.requests_per_second, dash.requests_per_second);
-        vs_hello.pair(hello.requests_per_second, dash.requests_per_second);
+        for (row, (raw, http)) in dashboard_rows.iter_mut().zip(&pairs) {
+            row.pair(*raw, http.requests_per_second);
+            row.details.push(json!({
+                "raw_answers_per_second": raw, "http": http,
+                "connections": config.http_connections, "seconds": seconds, "pinned": pin,
+            }));
+        }
         healthz_vs_hello.pair(hello.requests_per_second, healthz.requests_per_second);
-        vs_healthz.details.push(json!({
-            "healthz": healthz, "dashboard": dash, "hello": hello,
-            "connections": config.http_connections, "seconds": seconds, "pinned": pin,
-        }));
+        healthz_vs_hello
+            .details
+            .push(json!({ "healthz": healthz, "hello": hello }));
         let rss = *peak.lock().expect("never poisoned");
         memory.ours.push(rss);
         memory.details.push(json!({
@@ -285,5 +429,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
         }));
     }
     sampler.abort();
-    Ok(vec![vs_healthz, vs_hello, healthz_vs_hello, memory])
+    raw_pool.close().await;
+    dashboard_rows.extend([healthz_vs_hello, memory]);
+    Ok(dashboard_rows)
 }
