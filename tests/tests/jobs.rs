@@ -60,12 +60,20 @@ async fn dead_claim(db: TestDb) {
     );
     assert_eq!(retention_runs(&app, "2026-11-15").await, 0);
     // Once the lease lapses the scheduler takes the run over, the same day, and records it once.
+    // The run's events are appended before the run is marked finished (a separate commit), so
+    // wait for both.
     app.clock.set(at("2026-11-15T05:02:00Z"));
     let ran = wait_until(Wait::from_secs(20), || async {
-        retention_runs(&app, "2026-11-15").await == 1
+        let finished = scheduled::latest_runs(app.app.log.db())
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.job == "retention" && r.finished_at.is_some());
+        finished && retention_runs(&app, "2026-11-15").await >= 1
     })
     .await;
     assert!(ran, "the day's retention ran after the lease lapsed");
+    assert_eq!(retention_runs(&app, "2026-11-15").await, 1);
     let runs = scheduled::latest_runs(app.app.log.db()).await.unwrap();
     let run = runs.iter().find(|r| r.job == "retention").unwrap();
     assert_eq!(run.run_key, "2026-11-15");
