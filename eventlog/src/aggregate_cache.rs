@@ -25,6 +25,30 @@ pub struct Cached<A> {
     pub chain_hash: Option<String>,
 }
 
+impl<A: domain::Aggregate> Cached<A> {
+    /// An aggregate with no events: the guess for one this process has not commanded.
+    pub fn empty() -> Cached<A> {
+        Cached {
+            state: A::default(),
+            sequence: 0,
+            chain_hash: None,
+        }
+    }
+
+    /// The state after `events` were appended after this one, the last with chain hash `head`.
+    pub fn after(mut self, events: &[A::Event], head: Option<String>) -> Cached<A>
+    where
+        A::Event: Clone,
+    {
+        for event in events {
+            self.state.apply(event.clone());
+        }
+        self.sequence += events.len() as i64;
+        self.chain_hash = head;
+        self
+    }
+}
+
 /// Recently commanded aggregates, by (aggregate type, aggregate id).
 pub struct AggregateCache {
     capacity: usize,

@@ -53,15 +53,19 @@ impl EventLog {
     /// Loads `A` with id `aggregate_id` and folds its events; also returns the last sequence
     /// and chain hash, which the next append follows.
     pub async fn load_aggregate<A: Aggregate>(&self, aggregate_id: &str) -> Result<(A, i64, Option<String>), LogError> {
-        let mut aggregate = A::default();
-        let mut sequence = 0;
-        let mut chain_hash = None;
+        let loaded = self.load_cached::<A>(aggregate_id).await?;
+        Ok((loaded.state, loaded.sequence, loaded.chain_hash))
+    }
+
+    /// Loads `A` with id `aggregate_id` as the entry the aggregate cache would hold for it.
+    async fn load_cached<A: Aggregate>(&self, aggregate_id: &str) -> Result<Cached<A>, LogError> {
+        let mut loaded = Cached::<A>::empty();
         for stored in self.load(A::TYPE, aggregate_id).await? {
-            aggregate.apply(stored.decode::<A::Event>()?);
-            sequence = stored.sequence;
-            chain_hash = stored.chain_hash;
+            loaded.state.apply(stored.decode::<A::Event>()?);
+            loaded.sequence = stored.sequence;
+            loaded.chain_hash = stored.chain_hash;
         }
-        Ok((aggregate, sequence, chain_hash))
+        Ok(loaded)
     }
 
     /// Executes `command` against aggregate `A` with id `aggregate_id`.
@@ -85,46 +89,23 @@ impl EventLog {
     {
         let _turn = self.locks().lock(A::TYPE, aggregate_id, COMMAND_WAIT).await?;
         let cache = self.aggregates();
-        let mut guess = cache.take::<A>(A::TYPE, aggregate_id).or_else(|| {
-            cache.enabled().then(|| Cached {
-                state: A::default(),
-                sequence: 0,
-                chain_hash: None,
-            })
-        });
+        let mut guess = cache
+            .take::<A>(A::TYPE, aggregate_id)
+            .or_else(|| cache.enabled().then(Cached::empty));
         let mut attempt = 0;
         loop {
             let guessed = guess.is_some();
-            let Cached {
-                state: aggregate,
-                sequence,
-                chain_hash,
-            } = match guess.take() {
+            let current = match guess.take() {
                 Some(cached) => cached,
-                None => {
-                    let (state, sequence, chain_hash) = self.load_aggregate::<A>(aggregate_id).await?;
-                    Cached {
-                        state,
-                        sequence,
-                        chain_hash,
-                    }
-                }
+                None => self.load_cached::<A>(aggregate_id).await?,
             };
-            let events = match aggregate.handle(command.clone()) {
+            let events = match current.state.handle(command.clone()) {
                 Ok(events) if !events.is_empty() => events,
                 // Nothing for the append to check: decide again on the stream as it is.
                 _ if guessed => continue,
                 decided => {
                     // The loaded state is the stream's: keep it for the next command.
-                    cache.put(
-                        A::TYPE,
-                        aggregate_id,
-                        Cached {
-                            state: aggregate,
-                            sequence,
-                            chain_hash,
-                        },
-                    );
+                    cache.put(A::TYPE, aggregate_id, current);
                     // A refusal, or a command that changes nothing (no event, no position).
                     let events = decided.map_err(CommandError::Rejected)?;
                     return Ok(CommandOutcome {
@@ -142,26 +123,16 @@ impl EventLog {
             let stream = StreamAppend {
                 aggregate_type: A::TYPE.to_string(),
                 aggregate_id: aggregate_id.to_string(),
-                expected_sequence: sequence,
+                expected_sequence: current.sequence,
                 events: new_events,
             };
-            match self.append_after_with_head(&stream, chain_hash, metadata).await {
+            match self
+                .append_after_with_head(&stream, current.chain_hash.clone(), metadata)
+                .await
+            {
                 Ok((appended, head)) => {
                     if cache.enabled() {
-                        let mut state = aggregate;
-                        for event in &events {
-                            state.apply(event.clone());
-                        }
-                        let sequence = sequence + events.len() as i64;
-                        cache.put(
-                            A::TYPE,
-                            aggregate_id,
-                            Cached {
-                                state,
-                                sequence,
-                                chain_hash: head,
-                            },
-                        );
+                        cache.put(A::TYPE, aggregate_id, current.after(&events, head));
                     }
                     return Ok(CommandOutcome {
                         events,
