@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tests::{both_backends, TestApp, TestDb};
 
 /// Steps per backend in CI.
-const CI_STEPS: usize = 600;
+const CI_STEPS: usize = 2000;
 /// The seed CI runs (a fixed one, so a red CI run replays exactly).
 const CI_SEED: u64 = 20_261_202;
 /// Artists (each with its owner, a live Meta connection and a billing account).
