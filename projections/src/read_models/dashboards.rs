@@ -1,7 +1,8 @@
 //! `dashboards`: campaigns (`campaigns`), each campaign's metrics per day (`campaign_daily`:
 //! the latest reading, a restatement replaces the day), and the anonymous platform-wide
 //! aggregate (`platform_daily`: per platform, day and currency; restatements applied as
-//! differences) that no erasure removes (P1, P10, P26).
+//! differences) that no erasure removes (P1, P10, P26); and each artist's sums per platform,
+//! day and currency (`artist_daily`, moved by differences too), which the dashboard reads.
 //!
 //! A batch is folded in memory first and then written with one statement per table (two for
 //! `campaigns` on SQLite), whatever its size: the rows leave exactly as applying the events one
@@ -154,6 +155,34 @@ fn figures(m: &Metrics) -> [i64; 11] {
     ]
 }
 
+/// The sums `artist_daily` keeps, in the order of [`rollup`] (as the dashboard shows them).
+const ROLLUP_SUMS: [&str; 9] = [
+    "spend_micros",
+    "impressions",
+    "reach",
+    "clicks",
+    "views",
+    "saves",
+    "follows",
+    "conversions",
+    "engagement",
+];
+
+/// A reading's figures in the order of [`ROLLUP_SUMS`] (engagement: reactions, comments, shares).
+fn rollup(m: &Metrics) -> [i64; 9] {
+    [
+        m.spend_micros,
+        m.impressions,
+        m.reach,
+        m.clicks,
+        m.views,
+        m.saves,
+        m.follows,
+        m.conversions,
+        m.reactions + m.comments + m.shares,
+    ]
+}
+
 /// A batch folded: what each table receives.
 #[derive(Default)]
 struct Fold<'e> {
@@ -280,11 +309,12 @@ impl Projection for Dashboards {
     }
 
     fn version(&self) -> i32 {
-        2
+        // 3: `artist_daily` added.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["campaigns", "campaign_daily", "platform_daily"]
+        &["campaigns", "campaign_daily", "platform_daily", "artist_daily"]
     }
 
     fn schema(&self, dialect: Dialect) -> &'static str {
@@ -305,7 +335,10 @@ impl Projection for Dashboards {
         }
         let campaigns = target.table("campaigns");
         // Before `campaigns`: a day's artist is looked up as the campaigns were before the batch.
-        write_days(tx, &target.table("campaign_daily"), &campaigns, &fold.days).await?;
+        let daily = target.table("campaign_daily");
+        // Before `campaign_daily`: what each day held before the batch leaves its artist's row.
+        write_rollup(tx, &target.table("artist_daily"), &daily, &campaigns, &fold.days).await?;
+        write_days(tx, &daily, &campaigns, &fold.days).await?;
         write_platform(tx, &target.table("platform_daily"), &fold.platform).await?;
         write_campaigns(tx, &campaigns, &fold.campaigns).await?;
         Ok(())
@@ -468,6 +501,129 @@ async fn write_platform(
             .bind(serde_json::Value::Array(rows).to_string())
             .execute(&mut **conn)
             .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves `artist_daily` by the batch's days in one statement: each day's row in
+/// `campaign_daily` as it was before the batch leaves its artist's row (the count `days` and
+/// every sum), the day's latest reading enters it, under the artist and platform the day's row
+/// has or is about to get (as [`write_days`] sets them). Every sum is kept as two columns, its
+/// millions (`_m`) and the rest (`_r`), so that no number of campaigns can overflow a column
+/// and what leaves takes away exactly what it once added (see [`split_sum`]).
+async fn write_rollup(
+    tx: &mut ReadTx<'_>,
+    table: &str,
+    daily: &str,
+    campaigns: &str,
+    days: &BTreeMap<(&str, &str), DayFold<'_>>,
+) -> Result<(), ProjectionError> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let n = ROLLUP_SUMS.len();
+    let figures: Vec<String> = (1..=n).map(|i| format!("d{i}")).collect();
+    let columns: Vec<String> = ROLLUP_SUMS.iter().map(|c| format!("{c}_m, {c}_r")).collect();
+    let split: Vec<String> = (1..=n)
+        .map(|i| format!("SUM(d{i} / 1000000), SUM(d{i} % 1000000)"))
+        .collect();
+    // What the old row held, as it leaves (its figures in the order of ROLLUP_SUMS).
+    let old: Vec<String> = ROLLUP_SUMS
+        .iter()
+        .map(|c| match *c {
+            "engagement" => "-(o.reactions + o.comments + o.shares)".to_string(),
+            c => format!("-o.{c}"),
+        })
+        .collect();
+    let sets: Vec<String> = std::iter::once("days".to_string())
+        .chain(ROLLUP_SUMS.iter().flat_map(|c| [format!("{c}_m"), format!("{c}_r")]))
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    let statement = |source: &str| {
+        format!(
+            "WITH s AS (SELECT * FROM {source}), moves AS (\
+               SELECT COALESCE(o.artist_id, (SELECT c.artist_id FROM {campaigns} c WHERE c.campaign_id = s.campaign_id), \
+                               s.artist_id, '') AS artist_id, \
+                      COALESCE(o.platform, s.platform) AS platform, s.day AS day, s.currency AS currency, 1 AS n, {f} \
+               FROM s LEFT JOIN {daily} o ON o.campaign_id = s.campaign_id AND o.day = s.day \
+               UNION ALL \
+               SELECT o.artist_id, o.platform, o.day, o.currency, -1, {old} \
+               FROM s JOIN {daily} o ON o.campaign_id = s.campaign_id AND o.day = s.day) \
+             INSERT INTO {table} (artist_id, platform, day, currency, days, {columns}) \
+             SELECT artist_id, platform, day, currency, SUM(n), {split} FROM moves WHERE true \
+             GROUP BY artist_id, platform, day, currency \
+             ON CONFLICT (artist_id, platform, day, currency) DO UPDATE SET {sets}",
+            f = figures.iter().map(|d| format!("s.{d}")).collect::<Vec<_>>().join(", "),
+            old = old.join(", "),
+            columns = columns.join(", "),
+            split = split.join(", "),
+            sets = sets.join(", "),
+        )
+    };
+    match tx {
+        ReadTx::Postgres(conn) => {
+            let (mut ids, mut dates, mut artists, mut platforms, mut currencies) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut sums: [Vec<i64>; 9] = Default::default();
+            for ((campaign, day), d) in days {
+                ids.push(*campaign);
+                dates.push(*day);
+                artists.push(d.drafted_artist.as_deref());
+                platforms.push(d.platform);
+                currencies.push(d.latest.currency.as_str());
+                for (column, value) in sums.iter_mut().zip(rollup(&d.latest)) {
+                    column.push(value);
+                }
+            }
+            let arrays: Vec<String> = (6..6 + n).map(|i| format!("${i}::bigint[]")).collect();
+            let source = format!(
+                "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], {}) \
+                 AS u(campaign_id, day, artist_id, platform, currency, {})",
+                arrays.join(", "),
+                figures.join(", ")
+            );
+            let sql = statement(&source);
+            let mut query = sqlx::query(&sql)
+                .bind(&ids)
+                .bind(&dates)
+                .bind(&artists)
+                .bind(&platforms)
+                .bind(&currencies);
+            for column in &sums {
+                query = query.bind(column);
+            }
+            query.execute(&mut **conn).await?;
+        }
+        ReadTx::Sqlite(conn) => {
+            let rows: Vec<_> = days
+                .iter()
+                .map(|((campaign, day), d)| {
+                    let mut row = vec![
+                        serde_json::json!(campaign),
+                        serde_json::json!(day),
+                        serde_json::json!(d.drafted_artist),
+                        serde_json::json!(d.platform),
+                        serde_json::json!(d.latest.currency),
+                    ];
+                    row.extend(rollup(&d.latest).map(serde_json::Value::from));
+                    serde_json::Value::Array(row)
+                })
+                .collect();
+            let fields: Vec<String> = figures
+                .iter()
+                .enumerate()
+                .map(|(i, name)| format!("CAST(value ->> {} AS INTEGER) AS {name}", i + 5))
+                .collect();
+            let source = format!(
+                "(SELECT value ->> 0 AS campaign_id, value ->> 1 AS day, value ->> 2 AS artist_id, \
+                 value ->> 3 AS platform, value ->> 4 AS currency, {} FROM json_each($1)) AS u",
+                fields.join(", ")
+            );
+            sqlx::query(&statement(&source))
+                .bind(serde_json::Value::Array(rows).to_string())
+                .execute(&mut **conn)
+                .await?;
         }
     }
     Ok(())
@@ -676,7 +832,106 @@ pub(crate) fn join_split_sum(millions: i64, rest: i64) -> i64 {
 }
 
 /// An artist's sums per day and currency over their campaigns, in day order.
+///
+/// Read from `artist_daily` (a handful of rows per day), or, for one campaign, from its
+/// `campaign_daily` rows. While the active generation of `dashboards` is one from before
+/// `artist_daily` existed (a new version is rebuilding beside it, and takes over once caught
+/// up), the table is not there and the same answer is summed from `campaign_daily`.
 pub async fn artist_days(
+    db: &eventlog::Db,
+    artist: &str,
+    filter: &DayFilter<'_>,
+) -> Result<Vec<DaySums>, ProjectionError> {
+    if filter.campaign.is_none() {
+        match artist_days_rolled_up(db, artist, filter).await {
+            Err(ProjectionError::Database(e)) if is_undefined_table(&e) => {}
+            answer => return answer,
+        }
+    }
+    artist_days_summed(db, artist, filter).await
+}
+
+/// Whether `error` says a table or view does not exist (PostgreSQL 42P01, SQLite's message).
+fn is_undefined_table(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("42P01") || db.message().starts_with("no such table"),
+        _ => false,
+    }
+}
+
+/// [`artist_days`] from `artist_daily`: its rows of one day and currency (one per platform)
+/// added up here; a row whose campaign-days all moved to another currency counts no day.
+pub async fn artist_days_rolled_up(
+    db: &eventlog::Db,
+    artist: &str,
+    filter: &DayFilter<'_>,
+) -> Result<Vec<DaySums>, ProjectionError> {
+    use eventlog::Db;
+    use sqlx::Row;
+    let sums: Vec<String> = ROLLUP_SUMS.iter().map(|c| format!("{c}_m, {c}_r")).collect();
+    let sql = format!(
+        "SELECT day, currency, days, {} FROM artist_daily \
+         WHERE artist_id = $1 AND ($2 IS NULL OR day >= $2) AND ($3 IS NULL OR day <= $3) \
+         AND ($4 IS NULL OR platform = $4) AND days > 0 ORDER BY day, currency",
+        sums.join(", ")
+    );
+    let from = filter.from.map(|d| d.to_string());
+    let to = filter.to.map(|d| d.to_string());
+    // (day, currency) → the sums, in i128 until the end (see `join_split_sum`).
+    let mut days: Vec<(String, String, [i128; 9])> = Vec::new();
+    eventlog::dispatch!(db, Db, |pool| {
+        let rows = sqlx::query(&sql)
+            .bind(artist)
+            .bind(&from)
+            .bind(&to)
+            .bind(filter.platform)
+            .fetch_all(pool)
+            .await
+            .map_err(ProjectionError::Database)?;
+        for r in &rows {
+            let day: String = r.try_get(0)?;
+            let currency: String = r.try_get(1)?;
+            let mut row = [0i128; 9];
+            for (k, sum) in row.iter_mut().enumerate() {
+                let millions: i64 = r.try_get(3 + 2 * k)?;
+                let rest: i64 = r.try_get(4 + 2 * k)?;
+                *sum = i128::from(millions) * 1_000_000 + i128::from(rest);
+            }
+            match days.last_mut() {
+                Some((d, c, total)) if *d == day && *c == currency => {
+                    for (t, v) in total.iter_mut().zip(row) {
+                        *t += v;
+                    }
+                }
+                _ => days.push((day, currency, row)),
+            }
+        }
+        Ok::<_, ProjectionError>(())
+    })?;
+    days.into_iter()
+        .map(|(day, currency, sums)| {
+            let n = |k: usize| domain::money::clamp_i128(sums[k]);
+            Ok(DaySums {
+                day: day
+                    .parse()
+                    .map_err(|e: chrono::ParseError| sqlx::Error::Decode(Box::new(e)))?,
+                currency,
+                spend_micros: n(0),
+                impressions: n(1),
+                reach: n(2),
+                clicks: n(3),
+                views: n(4),
+                saves: n(5),
+                follows: n(6),
+                conversions: n(7),
+                engagement: n(8),
+            })
+        })
+        .collect()
+}
+
+/// [`artist_days`] summed from `campaign_daily` (one campaign, or no `artist_daily` yet).
+pub async fn artist_days_summed(
     db: &eventlog::Db,
     artist: &str,
     filter: &DayFilter<'_>,
