@@ -45,6 +45,21 @@ async fn horizon(pool: &PgPool) -> Result<String, LogError> {
     Ok(sqlx::query_scalar(&horizon_sql()).fetch_one(pool).await?)
 }
 
+/// Appends a batch of events: the arrays are the columns, in the order of the batch.
+const INSERT_MANY: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata, event_id, recorded_at, chain_hash) \
+         SELECT t, i, s, e, v, p::json, $7::json, id, $8, h \
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $9::uuid[], $10::text[]) \
+              WITH ORDINALITY AS u(t, i, s, e, v, p, id, h, ord) \
+         ORDER BY ord \
+         RETURNING event_id, transaction_id::text::bigint, global_position";
+
+/// Appends one event: the same parameters as [`INSERT_MANY`], each a value instead of an array.
+const INSERT_ONE: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata, event_id, recorded_at, chain_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6::json, $7::json, $9, $8, $10) \
+         RETURNING event_id, transaction_id::text::bigint, global_position";
+
 pub(crate) async fn append(
     pool: &PgPool,
     rows: &[PreparedEvent],
@@ -62,27 +77,33 @@ pub(crate) async fn append(
     let event_ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
     let hashes: Vec<&str> = rows.iter().map(|r| r.chain_hash.as_str()).collect();
     // One statement, one implicit transaction, one commit. WITH ORDINALITY keeps the input
-    // order so that positions follow the order of the events within the command.
+    // order so that positions follow the order of the events within the command. One event
+    // (most commands) is a plain single-row INSERT: the server plans no UNNEST and no sort.
     let insert = || {
-        sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                             payload, metadata, event_id, recorded_at, chain_hash) \
-         SELECT t, i, s, e, v, p::json, $7::json, id, $8, h \
-         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $9::uuid[], $10::text[]) \
-              WITH ORDINALITY AS u(t, i, s, e, v, p, id, h, ord) \
-         ORDER BY ord \
-         RETURNING event_id, transaction_id::text::bigint, global_position",
-    )
-    .bind(&types)
-    .bind(&ids)
-    .bind(&sequences)
-    .bind(&event_types)
-    .bind(&versions)
-    .bind(&payloads)
-    .bind(metadata)
-    .bind(recorded_at)
-    .bind(&event_ids)
-    .bind(&hashes)
+        if let [row] = rows {
+            return sqlx::query(INSERT_ONE)
+                .bind(&row.aggregate_type)
+                .bind(&row.aggregate_id)
+                .bind(row.sequence)
+                .bind(&row.event_type)
+                .bind(&row.event_version)
+                .bind(&row.payload)
+                .bind(metadata)
+                .bind(recorded_at)
+                .bind(row.event_id)
+                .bind(&row.chain_hash);
+        }
+        sqlx::query(INSERT_MANY)
+            .bind(&types)
+            .bind(&ids)
+            .bind(&sequences)
+            .bind(&event_types)
+            .bind(&versions)
+            .bind(&payloads)
+            .bind(metadata)
+            .bind(recorded_at)
+            .bind(&event_ids)
+            .bind(&hashes)
     };
     let Some(claim) = claim else {
         let returned = insert().fetch_all(pool).await.map_err(|e| conflict_or(e, streams))?;

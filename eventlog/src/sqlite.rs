@@ -12,6 +12,22 @@ use uuid::Uuid;
 const COLUMNS: &str = "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
      event_id, recorded_at, chain_hash, global_position";
 
+/// Appends a batch of events, given as a JSON array (`?1`) of their columns.
+const INSERT_MANY: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata, event_id, recorded_at, chain_hash, global_position) \
+         SELECT json_extract(value, '$.t'), json_extract(value, '$.i'), json_extract(value, '$.s'), \
+                json_extract(value, '$.e'), json_extract(value, '$.v'), json_extract(value, '$.p'), \
+                ?2, json_extract(value, '$.id'), ?3, json_extract(value, '$.h'), \
+                (SELECT COALESCE(MAX(global_position), 0) FROM events) + key + 1 \
+         FROM json_each(?1) ORDER BY key \
+         RETURNING event_id, global_position";
+
+/// Appends one event, its columns bound one by one.
+const INSERT_ONE: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                             payload, metadata, event_id, recorded_at, chain_hash, global_position) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, (SELECT COALESCE(MAX(global_position), 0) FROM events) + 1) \
+         RETURNING event_id, global_position";
+
 pub(crate) async fn append(
     pool: &SqlitePool,
     rows: &[PreparedEvent],
@@ -20,40 +36,52 @@ pub(crate) async fn append(
     streams: &[StreamAppend],
     claim: Option<&ClaimToken>,
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
-    let json_rows: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "t": r.aggregate_type,
-                "i": r.aggregate_id,
-                "s": r.sequence,
-                "e": r.event_type,
-                "v": r.event_version,
-                "p": r.payload,
-                "id": r.event_id.to_string(),
-                "h": r.chain_hash,
-            })
-        })
-        .collect();
-    let json_rows = serde_json::to_string(&json_rows)?;
+    let recorded_at = recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    // One event (most commands): a plain single-row INSERT, no JSON to build or to parse.
+    let one = match rows {
+        [row] => Some(row),
+        _ => None,
+    };
+    let json_rows = match one {
+        Some(_) => String::new(),
+        None => serde_json::to_string(
+            &rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "t": r.aggregate_type,
+                        "i": r.aggregate_id,
+                        "s": r.sequence,
+                        "e": r.event_type,
+                        "v": r.event_version,
+                        "p": r.payload,
+                        "id": r.event_id.to_string(),
+                        "h": r.chain_hash,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )?,
+    };
+    let event_id = one.map(|row| row.event_id.to_string());
     // One statement in autocommit: SQLite takes the write lock before the statement reads
     // MAX(global_position), and the SELECT is materialised before the first row is written
     // (it reads the table it inserts into), so positions are MAX+1, MAX+2, … without gaps.
-    let recorded_at = recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let insert = || {
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                             payload, metadata, event_id, recorded_at, chain_hash, global_position) \
-         SELECT json_extract(value, '$.t'), json_extract(value, '$.i'), json_extract(value, '$.s'), \
-                json_extract(value, '$.e'), json_extract(value, '$.v'), json_extract(value, '$.p'), \
-                ?2, json_extract(value, '$.id'), ?3, json_extract(value, '$.h'), \
-                (SELECT COALESCE(MAX(global_position), 0) FROM events) + key + 1 \
-         FROM json_each(?1) ORDER BY key \
-         RETURNING event_id, global_position",
-        )
-        .bind(&json_rows)
-        .bind(metadata)
-        .bind(&recorded_at)
+    let insert = || match (one, &event_id) {
+        (Some(row), Some(event_id)) => sqlx::query(INSERT_ONE)
+            .bind(&row.aggregate_type)
+            .bind(&row.aggregate_id)
+            .bind(row.sequence)
+            .bind(&row.event_type)
+            .bind(&row.event_version)
+            .bind(&row.payload)
+            .bind(metadata)
+            .bind(event_id)
+            .bind(&recorded_at)
+            .bind(&row.chain_hash),
+        _ => sqlx::query(INSERT_MANY)
+            .bind(&json_rows)
+            .bind(metadata)
+            .bind(&recorded_at),
     };
     let Some(claim) = claim else {
         let returned = insert().fetch_all(pool).await.map_err(|e| conflict_or(e, streams))?;
