@@ -345,6 +345,59 @@ impl Projection for Dashboards {
     }
 }
 
+/// The text columns of the batch's days, as PostgreSQL arrays (`$1` … `$5`): campaign, day, the
+/// artist drafted in the batch, platform, currency.
+struct DayKeys<'a> {
+    ids: Vec<&'a str>,
+    dates: Vec<&'a str>,
+    artists: Vec<Option<&'a str>>,
+    platforms: Vec<&'a str>,
+    currencies: Vec<&'a str>,
+}
+
+impl<'a> DayKeys<'a> {
+    fn of(days: &'a BTreeMap<(&str, &str), DayFold<'_>>) -> DayKeys<'a> {
+        let mut keys = DayKeys {
+            ids: Vec::new(),
+            dates: Vec::new(),
+            artists: Vec::new(),
+            platforms: Vec::new(),
+            currencies: Vec::new(),
+        };
+        for ((campaign, day), d) in days {
+            keys.ids.push(campaign);
+            keys.dates.push(day);
+            keys.artists.push(d.drafted_artist.as_deref());
+            keys.platforms.push(d.platform);
+            keys.currencies.push(d.latest.currency.as_str());
+        }
+        keys
+    }
+
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.dates)
+            .bind(&self.artists)
+            .bind(&self.platforms)
+            .bind(&self.currencies)
+    }
+}
+
+/// The same text columns of one day, as the first five values of a SQLite JSON row.
+fn day_keys_json(campaign: &str, day: &str, d: &DayFold<'_>) -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!(campaign),
+        serde_json::json!(day),
+        serde_json::json!(d.drafted_artist),
+        serde_json::json!(d.platform),
+        serde_json::json!(d.latest.currency),
+    ]
+}
+
 const DAILY_COLUMNS: &str = "campaign_id, day, artist_id, platform, currency, spend_micros, impressions, reach, \
                              clicks, views, saves, reactions, comments, shares, follows, conversions, restatements";
 
@@ -369,15 +422,9 @@ async fn write_days(
     );
     match tx {
         ReadTx::Postgres(conn) => {
-            let (mut ids, mut dates, mut artists, mut platforms, mut currencies, mut restatements) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut restatements = Vec::new();
             let mut columns: [Vec<i64>; 11] = Default::default();
-            for ((campaign, day), d) in days {
-                ids.push(*campaign);
-                dates.push(*day);
-                artists.push(d.drafted_artist.as_deref());
-                platforms.push(d.platform);
-                currencies.push(d.latest.currency.as_str());
+            for d in days.values() {
                 for (column, value) in columns.iter_mut().zip(figures(&d.latest)) {
                     column.push(value);
                 }
@@ -393,12 +440,8 @@ async fn write_days(
                  $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], \
                  $15::bigint[], $16::bigint[], $17::bigint[]) AS s({DAILY_COLUMNS}) {upsert}"
             );
-            let mut query = sqlx::query(&sql)
-                .bind(&ids)
-                .bind(&dates)
-                .bind(&artists)
-                .bind(&platforms)
-                .bind(&currencies);
+            let keys = DayKeys::of(days);
+            let mut query = keys.bind(sqlx::query(&sql));
             for column in &columns {
                 query = query.bind(column);
             }
@@ -408,13 +451,7 @@ async fn write_days(
             let rows: Vec<_> = days
                 .iter()
                 .map(|((campaign, day), d)| {
-                    let mut row = vec![
-                        serde_json::json!(campaign),
-                        serde_json::json!(day),
-                        serde_json::json!(d.drafted_artist),
-                        serde_json::json!(d.platform),
-                        serde_json::json!(d.latest.currency),
-                    ];
+                    let mut row = day_keys_json(campaign, day, d);
                     row.extend(figures(&d.latest).map(serde_json::Value::from));
                     row.push(d.restatements.into());
                     serde_json::Value::Array(row)
@@ -563,15 +600,8 @@ async fn write_rollup(
     };
     match tx {
         ReadTx::Postgres(conn) => {
-            let (mut ids, mut dates, mut artists, mut platforms, mut currencies) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let mut sums: [Vec<i64>; 9] = Default::default();
-            for ((campaign, day), d) in days {
-                ids.push(*campaign);
-                dates.push(*day);
-                artists.push(d.drafted_artist.as_deref());
-                platforms.push(d.platform);
-                currencies.push(d.latest.currency.as_str());
+            for d in days.values() {
                 for (column, value) in sums.iter_mut().zip(rollup(&d.latest)) {
                     column.push(value);
                 }
@@ -584,12 +614,8 @@ async fn write_rollup(
                 figures.join(", ")
             );
             let sql = statement(&source);
-            let mut query = sqlx::query(&sql)
-                .bind(&ids)
-                .bind(&dates)
-                .bind(&artists)
-                .bind(&platforms)
-                .bind(&currencies);
+            let keys = DayKeys::of(days);
+            let mut query = keys.bind(sqlx::query(&sql));
             for column in &sums {
                 query = query.bind(column);
             }
@@ -599,13 +625,7 @@ async fn write_rollup(
             let rows: Vec<_> = days
                 .iter()
                 .map(|((campaign, day), d)| {
-                    let mut row = vec![
-                        serde_json::json!(campaign),
-                        serde_json::json!(day),
-                        serde_json::json!(d.drafted_artist),
-                        serde_json::json!(d.platform),
-                        serde_json::json!(d.latest.currency),
-                    ];
+                    let mut row = day_keys_json(campaign, day, d);
                     row.extend(rollup(&d.latest).map(serde_json::Value::from));
                     serde_json::Value::Array(row)
                 })
