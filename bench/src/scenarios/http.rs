@@ -14,7 +14,9 @@
 //! Two reference rows, not targets: `GET /healthz` (the service's cheapest route) and a warp
 //! hello-world server (`bench hello`, pinned to core 0 like the service), `PERFORMANCE.md`'s
 //! earlier reference. The server's resident memory (`VmRSS`) is sampled every 50 ms throughout:
-//! the `memory` figure is its peak per pair.
+//! the `memory` figure is its peak per pair. A second `memory` row: the peak while two bulk
+//! ingests of 10,000 readings each (40 fresh campaigns × 250 days, drafted before the server
+//! starts) are posted at once to `POST /v1/ingest/spend` with a service token (≤ 200 MiB).
 
 use super::{postgres, Config};
 use crate::databases::TempDir;
@@ -246,6 +248,12 @@ pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
         .await
         .map_err(|e| anyhow::anyhow!("seeding failed: {e}"))?;
     let position = seeded.position.expect("readings were recorded");
+    // The campaigns of the ingests measured for memory: two fresh sets per pair.
+    let (ingest_campaigns, ingest_days) = if config.quick { (4, 25) } else { (40, 250) };
+    let mut ingest_sets = Vec::new();
+    for _ in 0..2 * config.pairs {
+        ingest_sets.push(fixtures::create_campaigns(&log, &artist, ingest_campaigns, ingest_days).await?);
+    }
     db.db.close().await;
 
     let data = TempDir::new("serve")?;
@@ -428,8 +436,71 @@ pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
             "vm_hwm_mib": resident_mib(server_pid).map(|(_, hwm)| hwm),
         }));
     }
+
+    // Two bulk ingests at once, over HTTP as a service posts them, each of fresh campaigns.
+    let mut ingest_memory = Row::new(
+        "memory",
+        &format!(
+            "resident memory of `dynamoi serve` under two concurrent {}-reading ingests (peak VmRSS)",
+            ingest_campaigns * ingest_days as usize
+        ),
+        "MiB",
+        "",
+        "2 × POST /v1/ingest/spend",
+        Target::PeakAtMost { value: 200.0 },
+    );
+    let service = Authenticator::new(&secret, "authenticated").mint("service:bench", Role::Service, 3600)?;
+    let client = reqwest::Client::new();
+    let url = format!("http://{server_address}/v1/ingest/spend");
+    for sets in ingest_sets.chunks(2) {
+        *peak.lock().expect("never poisoned") = 0.0;
+        let posts = sets.iter().map(|ids| {
+            let body = ingest_body(&fixtures::readings(ids, ingest_days, 0));
+            let request = client
+                .post(&url)
+                .bearer_auth(&service)
+                .header("Content-Type", "application/json")
+                .body(body);
+            async move {
+                let answer = request.send().await?;
+                let status = answer.status();
+                let body: serde_json::Value = answer.json().await?;
+                anyhow::ensure!(status.is_success(), "the ingest answered {status}: {body}");
+                Ok::<_, anyhow::Error>(body["recorded"].as_u64().unwrap_or(0))
+            }
+        });
+        let recorded: u64 = futures::future::try_join_all(posts).await?.into_iter().sum();
+        let expected = 2 * ingest_campaigns as u64 * ingest_days as u64;
+        anyhow::ensure!(
+            recorded == expected,
+            "the two ingests recorded {recorded} readings of {expected}"
+        );
+        let rss = *peak.lock().expect("never poisoned");
+        ingest_memory.ours.push(rss);
+        ingest_memory
+            .details
+            .push(json!({ "peak_rss_mib": rss, "readings_recorded": recorded }));
+    }
     sampler.abort();
     raw_pool.close().await;
-    dashboard_rows.extend([healthz_vs_hello, memory]);
+    dashboard_rows.extend([healthz_vs_hello, memory, ingest_memory]);
     Ok(dashboard_rows)
+}
+
+/// The JSON array `POST /v1/ingest/spend` takes, of `readings`.
+fn ingest_body(readings: &[Result<app::ingest::IngestReading, String>]) -> String {
+    let readings: Vec<serde_json::Value> = readings
+        .iter()
+        .flatten()
+        .map(|r| {
+            json!({
+                "campaign_id": r.campaign_id, "platform": "meta", "date": r.date, "spend_micros": r.spend_micros,
+                "currency": r.currency, "impressions": r.impressions, "reach": r.reach, "clicks": r.clicks,
+                "views": r.views, "saves": r.saves, "reactions": r.reactions, "comments": r.comments,
+                "shares": r.shares, "follows": r.follows, "conversions": r.conversions,
+                "fetched_at": r.fetched_at, "source": r.source,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(readings).to_string()
 }

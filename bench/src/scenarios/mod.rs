@@ -10,7 +10,7 @@
 //! | `lag` | commit → visible in the read model at half the measured maximum load | raw INSERT latency at the same rate |
 //! | `http` | `GET /v1/artists/{id}/dashboard` of `dynamoi serve` | `GET /healthz` of the same server (it has no hello-world route), and warp's hello-world |
 //! | `sqlite` | `EventLog::execute` on embedded SQLite | raw sqlx-sqlite INSERT with the same pragmas |
-//! | `memory` | resident memory of `dynamoi serve` under the `http` load | — (≤ 100 MiB) |
+//! | `memory` | resident memory of `dynamoi serve` under the `http` load; under two concurrent 10,000-reading ingests over HTTP | — (≤ 100 MiB; ≤ 200 MiB) |
 //! | `counters` | commits, round trips, checkpoint writes, counted on the wire | — (exact) |
 
 pub mod command;
