@@ -177,6 +177,19 @@ both_backends! {
         )
         .await;
         assert_eq!(ingested["recorded"], 2, "{ingested}");
+        // A JSON array is read one reading at a time: one that is not an object, or holds a
+        // control character, is refused alone and the others go on (here a repeat: unchanged).
+        let mut with_nul = reading(&campaign, "2026-09-05", 1, 1, "2026-10-01T06:00:00Z");
+        with_nul["source"] = json!("sync\u{0}");
+        let repeat = reading(&campaign, "2026-09-01", MAX_MICROS, MAX_COUNT, "2026-10-01T06:00:00Z");
+        let mixed = ingest(&app, vec![repeat, json!(7), with_nul]).await;
+        assert_eq!((&mixed["unchanged"], &mixed["rejected"]), (&json!(1), &json!(2)), "{mixed}");
+        assert!(mixed["results"][1]["reason"].as_str().is_some_and(|r| r.contains("invalid type")), "{mixed}");
+        assert!(mixed["results"][2]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{mixed}");
+        let (status, problem) = app
+            .send(&app.token("sync", Role::Service), Method::POST, "/v1/ingest/spend", Some(json!({"readings": []})))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "not an array: {problem}");
         let position = ingested["position"].as_str().unwrap().to_string();
         let totals = dashboard_totals(&app, owner, &artist, &position).await;
         assert_eq!(totals["spend_micros"], 2 * MAX_MICROS, "{totals}");
