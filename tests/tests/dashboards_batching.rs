@@ -294,6 +294,15 @@ both_backends! {
                 }
             }
         }
+        // One campaign's days are its rows as they are: what summing them by day gives.
+        for (artist, campaign) in [("a1", "c-1"), ("a2", "c-2"), ("a5", "c-5"), ("", "c-5"), ("a1", "c-2")] {
+            for platform in [None, Some("meta")] {
+                let filter = DayFilter { platform, campaign: Some(campaign), ..DayFilter::default() };
+                let rows = dashboards::artist_days(log.db(), artist, &filter).await.expect("one campaign");
+                let summed = dashboards::artist_days_summed(log.db(), artist, &filter).await.expect("summed");
+                assert_eq!(rows, summed, "{artist} {filter:?}");
+            }
+        }
         // a1: c-1's first day moved to EUR (its USD row counts no day and is not shown); its
         // second day holds the later reading, from the other platform, under the row's platform.
         let a1 = dashboards::artist_days(log.db(), "a1", &DayFilter::default()).await.expect("a1's days");

@@ -862,13 +862,62 @@ pub async fn artist_days(
     artist: &str,
     filter: &DayFilter<'_>,
 ) -> Result<Vec<DaySums>, ProjectionError> {
-    if filter.campaign.is_none() {
-        match artist_days_rolled_up(db, artist, filter).await {
-            Err(ProjectionError::Database(e)) if is_undefined_table(&e) => {}
-            answer => return answer,
-        }
+    if let Some(campaign) = filter.campaign {
+        return campaign_days(db, artist, campaign, filter).await;
     }
-    artist_days_summed(db, artist, filter).await
+    match artist_days_rolled_up(db, artist, filter).await {
+        Err(ProjectionError::Database(e)) if is_undefined_table(&e) => artist_days_summed(db, artist, filter).await,
+        answer => answer,
+    }
+}
+
+/// [`artist_days`] of one campaign of `artist`: its `campaign_daily` rows, one per day, as they
+/// are (nothing to sum: the table's key is the campaign and the day).
+pub async fn campaign_days(
+    db: &eventlog::Db,
+    artist: &str,
+    campaign: &str,
+    filter: &DayFilter<'_>,
+) -> Result<Vec<DaySums>, ProjectionError> {
+    use eventlog::Db;
+    use sqlx::Row;
+    let sql = "SELECT day, currency, spend_micros, impressions, reach, clicks, views, saves, follows, conversions, \
+               reactions + comments + shares FROM campaign_daily \
+               WHERE campaign_id = $1 AND artist_id = $2 AND ($3 IS NULL OR day >= $3) AND ($4 IS NULL OR day <= $4) \
+               AND ($5 IS NULL OR platform = $5) ORDER BY day";
+    let from = filter.from.map(|d| d.to_string());
+    let to = filter.to.map(|d| d.to_string());
+    eventlog::dispatch!(db, Db, |pool| {
+        let rows = sqlx::query(sql)
+            .bind(campaign)
+            .bind(artist)
+            .bind(&from)
+            .bind(&to)
+            .bind(filter.platform)
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let day: String = r.try_get(0)?;
+                Ok(DaySums {
+                    day: day
+                        .parse()
+                        .map_err(|e: chrono::ParseError| sqlx::Error::Decode(Box::new(e)))?,
+                    currency: r.try_get(1)?,
+                    spend_micros: r.try_get(2)?,
+                    impressions: r.try_get(3)?,
+                    reach: r.try_get(4)?,
+                    clicks: r.try_get(5)?,
+                    views: r.try_get(6)?,
+                    saves: r.try_get(7)?,
+                    follows: r.try_get(8)?,
+                    conversions: r.try_get(9)?,
+                    engagement: r.try_get(10)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(ProjectionError::from)
+    })
 }
 
 /// Whether `error` says a table or view does not exist (PostgreSQL 42P01, SQLite's message).
@@ -950,7 +999,7 @@ pub async fn artist_days_rolled_up(
         .collect()
 }
 
-/// [`artist_days`] summed from `campaign_daily` (one campaign, or no `artist_daily` yet).
+/// [`artist_days`] summed from `campaign_daily` (while there is no `artist_daily` yet).
 pub async fn artist_days_summed(
     db: &eventlog::Db,
     artist: &str,
