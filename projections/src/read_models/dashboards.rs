@@ -838,6 +838,37 @@ pub struct DaySums {
     pub engagement: i64,
 }
 
+impl DaySums {
+    /// A day's sums from its `day` text, `currency` and the nine figures in the order of
+    /// [`ROLLUP_SUMS`].
+    fn new(day: &str, currency: String, sums: [i64; 9]) -> Result<DaySums, sqlx::Error> {
+        let [spend_micros, impressions, reach, clicks, views, saves, follows, conversions, engagement] = sums;
+        Ok(DaySums {
+            day: day
+                .parse()
+                .map_err(|e: chrono::ParseError| sqlx::Error::Decode(Box::new(e)))?,
+            currency,
+            spend_micros,
+            impressions,
+            reach,
+            clicks,
+            views,
+            saves,
+            follows,
+            conversions,
+            engagement,
+        })
+    }
+}
+
+/// The `campaign_daily` expression of each of [`ROLLUP_SUMS`].
+fn daily_expressions() -> [&'static str; 9] {
+    ROLLUP_SUMS.map(|sum| match sum {
+        "engagement" => "reactions + comments + shares",
+        column => column,
+    })
+}
+
 /// The SQL of a sum of `expr` that cannot overflow on either backend (SQLite's `SUM` raises
 /// "integer overflow"; PostgreSQL's cast of its numeric sum to BIGINT fails): two sums, of the
 /// value's millions and of its remainder, each far below `i64::MAX` for any number of bounded
@@ -881,14 +912,16 @@ pub async fn campaign_days(
 ) -> Result<Vec<DaySums>, ProjectionError> {
     use eventlog::Db;
     use sqlx::Row;
-    let sql = "SELECT day, currency, spend_micros, impressions, reach, clicks, views, saves, follows, conversions, \
-               reactions + comments + shares FROM campaign_daily \
-               WHERE campaign_id = $1 AND artist_id = $2 AND ($3 IS NULL OR day >= $3) AND ($4 IS NULL OR day <= $4) \
-               AND ($5 IS NULL OR platform = $5) ORDER BY day";
+    let sql = format!(
+        "SELECT day, currency, {} FROM campaign_daily \
+         WHERE campaign_id = $1 AND artist_id = $2 AND ($3 IS NULL OR day >= $3) AND ($4 IS NULL OR day <= $4) \
+         AND ($5 IS NULL OR platform = $5) ORDER BY day",
+        daily_expressions().join(", ")
+    );
     let from = filter.from.map(|d| d.to_string());
     let to = filter.to.map(|d| d.to_string());
     eventlog::dispatch!(db, Db, |pool| {
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(&sql)
             .bind(campaign)
             .bind(artist)
             .bind(&from)
@@ -898,22 +931,11 @@ pub async fn campaign_days(
             .await?;
         rows.iter()
             .map(|r| {
-                let day: String = r.try_get(0)?;
-                Ok(DaySums {
-                    day: day
-                        .parse()
-                        .map_err(|e: chrono::ParseError| sqlx::Error::Decode(Box::new(e)))?,
-                    currency: r.try_get(1)?,
-                    spend_micros: r.try_get(2)?,
-                    impressions: r.try_get(3)?,
-                    reach: r.try_get(4)?,
-                    clicks: r.try_get(5)?,
-                    views: r.try_get(6)?,
-                    saves: r.try_get(7)?,
-                    follows: r.try_get(8)?,
-                    conversions: r.try_get(9)?,
-                    engagement: r.try_get(10)?,
-                })
+                let mut sums = [0i64; 9];
+                for (k, sum) in sums.iter_mut().enumerate() {
+                    *sum = r.try_get(2 + k)?;
+                }
+                DaySums::new(r.try_get::<&str, _>(0)?, r.try_get(1)?, sums)
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(ProjectionError::from)
@@ -979,22 +1001,7 @@ pub async fn artist_days_rolled_up(
     })?;
     days.into_iter()
         .map(|(day, currency, sums)| {
-            let n = |k: usize| domain::money::clamp_i128(sums[k]);
-            Ok(DaySums {
-                day: day
-                    .parse()
-                    .map_err(|e: chrono::ParseError| sqlx::Error::Decode(Box::new(e)))?,
-                currency,
-                spend_micros: n(0),
-                impressions: n(1),
-                reach: n(2),
-                clicks: n(3),
-                views: n(4),
-                saves: n(5),
-                follows: n(6),
-                conversions: n(7),
-                engagement: n(8),
-            })
+            DaySums::new(&day, currency, sums.map(domain::money::clamp_i128)).map_err(ProjectionError::from)
         })
         .collect()
 }
@@ -1007,18 +1014,7 @@ pub async fn artist_days_summed(
 ) -> Result<Vec<DaySums>, ProjectionError> {
     use eventlog::Db;
     use sqlx::Row;
-    let columns = [
-        "spend_micros",
-        "impressions",
-        "reach",
-        "clicks",
-        "views",
-        "saves",
-        "follows",
-        "conversions",
-        "reactions + comments + shares",
-    ];
-    let sums: Vec<String> = columns.iter().map(|c| split_sum(c)).collect();
+    let sums: Vec<String> = daily_expressions().iter().map(|c| split_sum(c)).collect();
     let sql = format!(
         "SELECT day, currency, {} FROM campaign_daily \
          WHERE artist_id = $1 AND ($2 IS NULL OR day >= $2) AND ($3 IS NULL OR day <= $3) \
@@ -1044,22 +1040,11 @@ pub async fn artist_days_summed(
                     let part = |i: usize| r.try_get::<Option<i64>, _>(i).map(|v| v.unwrap_or(0));
                     Ok(join_split_sum(part(2 + 2 * k)?, part(3 + 2 * k)?))
                 };
-                let day: String = r.try_get(0)?;
-                Ok(DaySums {
-                    day: day
-                        .parse()
-                        .map_err(|e: chrono::ParseError| sqlx::Error::Decode(Box::new(e)))?,
-                    currency: r.try_get(1)?,
-                    spend_micros: n(0)?,
-                    impressions: n(1)?,
-                    reach: n(2)?,
-                    clicks: n(3)?,
-                    views: n(4)?,
-                    saves: n(5)?,
-                    follows: n(6)?,
-                    conversions: n(7)?,
-                    engagement: n(8)?,
-                })
+                let mut sums = [0i64; 9];
+                for (k, sum) in sums.iter_mut().enumerate() {
+                    *sum = n(k)?;
+                }
+                DaySums::new(r.try_get::<&str, _>(0)?, r.try_get(1)?, sums)
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
