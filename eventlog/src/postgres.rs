@@ -68,42 +68,37 @@ pub(crate) async fn append(
     streams: &[StreamAppend],
     claim: Option<&ClaimToken>,
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
-    let types: Vec<&str> = rows.iter().map(|r| r.aggregate_type.as_str()).collect();
-    let ids: Vec<&str> = rows.iter().map(|r| r.aggregate_id.as_str()).collect();
-    let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
-    let event_types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
-    let versions: Vec<&str> = rows.iter().map(|r| r.event_version.as_str()).collect();
-    let payloads: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
-    let event_ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
-    let hashes: Vec<&str> = rows.iter().map(|r| r.chain_hash.as_str()).collect();
     // One statement, one implicit transaction, one commit. WITH ORDINALITY keeps the input
     // order so that positions follow the order of the events within the command. One event
-    // (most commands) is a plain single-row INSERT: the server plans no UNNEST and no sort.
-    let insert = || {
-        if let [row] = rows {
-            return sqlx::query(INSERT_ONE)
-                .bind(&row.aggregate_type)
-                .bind(&row.aggregate_id)
-                .bind(row.sequence)
-                .bind(&row.event_type)
-                .bind(&row.event_version)
-                .bind(&row.payload)
-                .bind(metadata)
-                .bind(recorded_at)
-                .bind(row.event_id)
-                .bind(&row.chain_hash);
-        }
-        sqlx::query(INSERT_MANY)
-            .bind(&types)
-            .bind(&ids)
-            .bind(&sequences)
-            .bind(&event_types)
-            .bind(&versions)
-            .bind(&payloads)
+    // (most commands) is a plain single-row INSERT: no arrays to build, no UNNEST or sort.
+    let columns = match rows {
+        [_] => None,
+        _ => Some(ColumnArrays::of(rows)),
+    };
+    let insert = || match &columns {
+        Some(c) => sqlx::query(INSERT_MANY)
+            .bind(&c.types)
+            .bind(&c.ids)
+            .bind(&c.sequences)
+            .bind(&c.event_types)
+            .bind(&c.versions)
+            .bind(&c.payloads)
             .bind(metadata)
             .bind(recorded_at)
-            .bind(&event_ids)
-            .bind(&hashes)
+            .bind(&c.event_ids)
+            .bind(&c.hashes),
+        // `columns` is `None` only for exactly one row.
+        None => sqlx::query(INSERT_ONE)
+            .bind(&rows[0].aggregate_type)
+            .bind(&rows[0].aggregate_id)
+            .bind(rows[0].sequence)
+            .bind(&rows[0].event_type)
+            .bind(&rows[0].event_version)
+            .bind(&rows[0].payload)
+            .bind(metadata)
+            .bind(recorded_at)
+            .bind(rows[0].event_id)
+            .bind(&rows[0].chain_hash),
     };
     let Some(claim) = claim else {
         let returned = insert().fetch_all(pool).await.map_err(|e| conflict_or(e, streams))?;
@@ -125,6 +120,33 @@ pub(crate) async fn append(
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// A batch's events as the column arrays [`INSERT_MANY`] binds.
+struct ColumnArrays<'a> {
+    types: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    sequences: Vec<i64>,
+    event_types: Vec<&'a str>,
+    versions: Vec<&'a str>,
+    payloads: Vec<&'a str>,
+    event_ids: Vec<Uuid>,
+    hashes: Vec<&'a str>,
+}
+
+impl<'a> ColumnArrays<'a> {
+    fn of(rows: &'a [PreparedEvent]) -> ColumnArrays<'a> {
+        ColumnArrays {
+            types: rows.iter().map(|r| r.aggregate_type.as_str()).collect(),
+            ids: rows.iter().map(|r| r.aggregate_id.as_str()).collect(),
+            sequences: rows.iter().map(|r| r.sequence).collect(),
+            event_types: rows.iter().map(|r| r.event_type.as_str()).collect(),
+            versions: rows.iter().map(|r| r.event_version.as_str()).collect(),
+            payloads: rows.iter().map(|r| r.payload.as_str()).collect(),
+            event_ids: rows.iter().map(|r| r.event_id).collect(),
+            hashes: rows.iter().map(|r| r.chain_hash.as_str()).collect(),
+        }
+    }
 }
 
 fn positions(returned: &[PgRow]) -> Result<Vec<(Uuid, Position)>, LogError> {
