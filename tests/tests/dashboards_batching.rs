@@ -4,9 +4,11 @@
 //! restatements that change the currency, spend before its campaign's draft, changes to a
 //! campaign never drafted, a second draft), on SQLite and PostgreSQL; and `artist_daily`, moved
 //! by differences, answers every dashboard exactly as summing `campaign_daily` does (which
-//! serves while the active generation predates `artist_daily`).
+//! serves while the active generation predates `artist_daily`); a member's dashboard reads its
+//! days and checks the reader's role in one statement.
 
 use chrono::NaiveDate;
+use domain::artist::{ArtistEvent, ArtistProfile, Role as TeamRole};
 use domain::campaign::{
     AdPlatform, Budget, Campaign, CampaignDraft, CampaignEvent, Creative, Objective, PlatformLink, PlatformStatus,
     Schedule,
@@ -14,6 +16,7 @@ use domain::campaign::{
 use domain::spend::{Metrics, Reading, SpendEvent, SpendLedger};
 use domain::{Aggregate, DomainEvent};
 use eventlog::{dispatch, Db, EventLog, EventMetadata, NewEvent, Position};
+use projections::read_models::artist_access::ArtistAccess;
 use projections::read_models::dashboards::{self, Dashboards, DayFilter};
 use sqlx::Row as _;
 use std::collections::HashMap;
@@ -112,6 +115,10 @@ impl Feed {
 
     async fn campaign(&mut self, id: &str, events: &[CampaignEvent]) {
         self.append(Campaign::TYPE, id, events).await
+    }
+
+    async fn artist(&mut self, id: &str, events: &[ArtistEvent]) {
+        self.append(ArtistProfile::TYPE, id, events).await
     }
 
     async fn spend(&mut self, ledger: &str, events: &[SpendEvent]) {
@@ -397,5 +404,76 @@ both_backends! {
                 vec![20_000_000],
             ),
         ]);
+    }
+}
+
+both_backends! {
+    async fn a_dashboard_reads_its_days_and_checks_access_in_one_statement(db: TestDb) {
+        let mut feed = Feed {
+            log: db.log(),
+            sequences: HashMap::new(),
+            last: Position::START,
+        };
+        let created = |owner: &str| ArtistEvent::ArtistCreated {
+            owner: owner.into(),
+            name: "An artist".into(),
+            spotify_artist_id: None,
+        };
+        feed.artist("a1", &[
+            created("p-owner"),
+            ArtistEvent::InvitationAccepted {
+                invitation_id: "inv-1".into(),
+                person_id: "p-viewer".into(),
+                role: TeamRole::Viewer,
+            },
+        ])
+        .await;
+        feed.artist("a2", &[created("p-other")]).await;
+        feed.campaign("c-1", &[draft("a1", AdPlatform::Meta, "USD")]).await;
+        feed.campaign("c-2", &[draft("a2", AdPlatform::GoogleAds, "EUR")]).await;
+        feed.spend("c-1.meta.2026-03-01", &[recorded("2026-03-01", 10, "USD")]).await;
+        feed.spend("c-1.meta.2026-03-02", &[recorded("2026-03-02", 11, "USD")]).await;
+        feed.spend("c-2.google_ads.2026-03-01", &[recorded("2026-03-01", 30, "EUR")]).await;
+        let last = feed.last;
+        let log = feed.log;
+        let visible = wait_until(BOUND, || async {
+            log.head(Position::START).await.expect("head").head >= Some(last)
+        })
+        .await;
+        assert!(visible, "the feed shows the appended events");
+        let _ = rebuild(&log, 1000).await;
+        tests::rebuild_in_batches(&log, Arc::new(ArtistAccess), 1000).await;
+
+        let everything = DayFilter::default();
+        let one_campaign = DayFilter { campaign: Some("c-1"), ..DayFilter::default() };
+        let nothing_matches = DayFilter { from: Some(day("2027-01-01")), ..DayFilter::default() };
+        let member = |artist: &'static str, person: &'static str, filter: DayFilter<'static>| {
+            let log = log.clone();
+            async move { dashboards::member_artist_days(log.db(), artist, person, &filter).await.expect("member read") }
+        };
+        let a1 = dashboards::artist_days(log.db(), "a1", &everything).await.expect("a1's days");
+        assert_eq!(a1.len(), 2, "a1 has two days: {a1:?}");
+        let c1 = dashboards::artist_days(log.db(), "a1", &one_campaign).await.expect("c-1's days");
+        for person in ["p-owner", "p-viewer"] {
+            assert_eq!(member("a1", person, everything.clone()).await, Some(a1.clone()), "{person} on a1");
+            assert_eq!(member("a1", person, one_campaign.clone()).await, Some(c1.clone()), "{person} on c-1");
+            // A member whose filter matches no day is told so (no days), not refused.
+            assert_eq!(member("a1", person, nothing_matches.clone()).await, Some(vec![]), "{person}, no day");
+        }
+        // Another artist's campaign is not a1's: a member of a1 sees none of its days.
+        let c2 = DayFilter { campaign: Some("c-2"), ..DayFilter::default() };
+        assert_eq!(member("a1", "p-owner", c2.clone()).await, Some(vec![]), "c-2 through a1");
+        // Someone with no role on the artist reads nothing, whatever the filter.
+        for (person, filter) in [("p-other", everything.clone()), ("p-other", one_campaign.clone()),
+                                 ("stranger", nothing_matches.clone()), ("", everything.clone())] {
+            assert_eq!(member("a1", person, filter.clone()).await, None, "{person} on a1 {filter:?}");
+        }
+        assert_eq!(member("a-unknown", "p-owner", everything.clone()).await, None, "an unknown artist");
+        // While the active generation predates `artist_daily`, the same answers (summed).
+        dispatch!(log.db(), Db, |pool| {
+            sqlx::query("DROP VIEW artist_daily").execute(pool).await.expect("drop the view");
+        });
+        assert_eq!(member("a1", "p-viewer", everything.clone()).await, Some(a1.clone()), "summed, a viewer");
+        assert_eq!(member("a1", "p-other", everything.clone()).await, None, "summed, not a member");
     }
 }
