@@ -130,11 +130,7 @@ impl PersistedEventRepository for DynamoiEventRepository {
         let expected = i64::try_from(first.sequence).map_err(unknown)? - 1;
         let new_events = events
             .iter()
-            .map(|e| NewEvent {
-                event_type: e.event_type.clone(),
-                event_version: e.event_version.clone(),
-                payload: e.payload.clone(),
-            })
+            .map(|e| NewEvent::json(&e.event_type, &e.event_version, &e.payload))
             .collect();
         self.log
             .append(

@@ -139,7 +139,9 @@ impl KurrentStore {
                         recorded_at: recorded_at.clone(),
                         chain_hash: row.chain_hash.clone(),
                     };
-                    let payload: serde_json::Value = serde_json::from_str(&row.payload)?;
+                    // The payload's text as it is (a `RawValue` serialises verbatim): the bytes
+                    // stored are the bytes the chain hash covers.
+                    let payload: &serde_json::value::RawValue = serde_json::from_str(&row.payload)?;
                     EventData::json(&row.event_type, &payload)?
                         .id(row.event_id)
                         .metadata_as_json(&meta)

@@ -234,7 +234,7 @@ impl EventLog {
         for (stream, previous) in streams.iter().zip(previous) {
             let mut link = previous.clone();
             for (i, event) in stream.events.iter().enumerate() {
-                let payload = serde_json::to_string(&event.payload)?;
+                let payload = event.payload.get().to_string();
                 let event_id = Uuid::now_v7();
                 let sequence = stream.expected_sequence + 1 + i as i64;
                 let hash = chain::link(

@@ -28,9 +28,9 @@ three_backends! {
     async fn every_stream_written_by_commands_verifies(db: TestDb) {
         let log = db.log();
         publish_three(&log).await;
-        log.append("other", "x", 0, vec![eventlog::NewEvent { event_type: "A".into(), event_version: "1".into(), payload: serde_json::json!({"k": "v"}) }], &EventMetadata::system()).await.unwrap();
+        log.append("other", "x", 0, vec![eventlog::NewEvent::json("A", "1", &serde_json::json!({"k": "v"}))], &EventMetadata::system()).await.unwrap();
         // An append without a loaded head looks the previous link up itself.
-        log.append("other", "x", 1, vec![eventlog::NewEvent { event_type: "B".into(), event_version: "1".into(), payload: serde_json::json!([1, 2]) }], &EventMetadata::system()).await.unwrap();
+        log.append("other", "x", 1, vec![eventlog::NewEvent::json("B", "1", &serde_json::json!([1, 2]))], &EventMetadata::system()).await.unwrap();
         let all = log.streams().await.unwrap();
         assert_eq!(all.len(), 2);
         for (t, i) in all {

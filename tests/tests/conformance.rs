@@ -19,11 +19,7 @@ use uuid::Uuid;
 const TYPE: &str = "conformance";
 
 fn event(event_type: &str, n: i64) -> NewEvent {
-    NewEvent {
-        event_type: event_type.into(),
-        event_version: "1".into(),
-        payload: json!({ "n": n, "text": format!("event number {n}") }),
-    }
+    NewEvent::json(event_type, "1", &json!({ "n": n, "text": format!("event number {n}") }))
 }
 
 fn metadata(actor: &str) -> EventMetadata {
@@ -96,17 +92,9 @@ three_backends! {
             causation_id: Some(Uuid::now_v7().to_string()),
         };
         let events = vec![
-            NewEvent {
-                event_type: "Opened".into(),
-                event_version: "1".into(),
-                payload: json!({ "owner": "alice", "limits": [1, 2, 3], "ratio": 0.25 }),
-            },
-            NewEvent {
-                event_type: "Renamed".into(),
-                event_version: "2".into(),
-                payload: json!({ "name": "Ünïcødé ✓ \"quoted\" 'single'", "nested": { "a": null, "b": true } }),
-            },
-            NewEvent { event_type: "Closed".into(), event_version: "1".into(), payload: json!({}) },
+            NewEvent::json("Opened", "1", &json!({ "owner": "alice", "limits": [1, 2, 3], "ratio": 0.25 })),
+            NewEvent::json("Renamed", "2", &json!({ "name": "Ünïcødé ✓ \"quoted\" 'single'", "nested": { "a": null, "b": true } })),
+            NewEvent::json("Closed", "1", &json!({})),
         ];
         // Another aggregate, and the same id under another type, must not mix in.
         log.append(TYPE, "a-2", 0, vec![event("Other", 1)], &EventMetadata::system()).await.expect("append a-2");
@@ -123,7 +111,7 @@ three_backends! {
             assert_eq!(stored.aggregate_id, "a-1");
             assert_eq!(stored.event_type, new.event_type);
             assert_eq!(stored.event_version, new.event_version);
-            assert_eq!(stored.payload, new.payload);
+            assert_eq!(stored.payload, new.payload_value());
             assert_eq!(stored.metadata, metadata);
             assert_eq!(stored.event_id, *id, "the id the append returned");
             assert_eq!(stored.event_id.get_version_num(), 7, "event ids are UUIDv7");
@@ -561,11 +549,7 @@ async fn writer(log: EventLog, w: usize) -> WriterReport {
         loop {
             let expected = known.get(&aggregate_id).copied().unwrap_or(0);
             let events = (0..count)
-                .map(|k| NewEvent {
-                    event_type: "Stressed".into(),
-                    event_version: "1".into(),
-                    payload: json!({ "writer": w, "command": command, "k": k }),
-                })
+                .map(|k| NewEvent::json("Stressed", "1", &json!({ "writer": w, "command": command, "k": k })))
                 .collect();
             match log.append(STRESS_TYPE, &aggregate_id, expected, events, &md).await {
                 Ok(appended) => {

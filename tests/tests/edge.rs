@@ -19,11 +19,7 @@ async fn readyz_on_a_stalled_read_model(backend: Backend) {
             "policy_document",
             "broken",
             0,
-            vec![NewEvent {
-                event_type: "NoSuchEvent".into(),
-                event_version: "1".into(),
-                payload: json!({}),
-            }],
+            vec![NewEvent::json("NoSuchEvent", "1", &json!({}))],
             &EventMetadata::system(),
         )
         .await

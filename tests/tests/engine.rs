@@ -185,11 +185,7 @@ fn backend(db: &TestDb) -> &'static str {
 }
 
 fn event(event_type: &str, n: i64) -> NewEvent {
-    NewEvent {
-        event_type: event_type.into(),
-        event_version: "1".into(),
-        payload: json!({ "n": n }),
-    }
+    NewEvent::json(event_type, "1", &json!({ "n": n }))
 }
 
 /// Appends `n` events round-robin over `aggregates` (one append per event) and returns them

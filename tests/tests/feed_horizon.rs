@@ -9,11 +9,7 @@ use sqlx::{Connection, PgConnection};
 use tests::{postgres_admin_url, TestApp, TestDb};
 
 fn event(n: i64) -> NewEvent {
-    NewEvent {
-        event_type: "Counted".into(),
-        event_version: "1".into(),
-        payload: json!({ "n": n }),
-    }
+    NewEvent::json("Counted", "1", &json!({ "n": n }))
 }
 
 async fn append(log: &EventLog, aggregate: &str) -> Position {

@@ -414,11 +414,7 @@ async fn a_sign_up_stored_as_version_one(backend: Backend) {
             "account",
             &person,
             0,
-            vec![eventlog::NewEvent {
-                event_type: "SignedUp".into(),
-                event_version: "1".into(),
-                payload: v1,
-            }],
+            vec![eventlog::NewEvent::json("SignedUp", "1", &v1)],
             &eventlog::EventMetadata::system(),
         )
         .await
