@@ -98,6 +98,25 @@ struct Feed {
 }
 
 impl Feed {
+    fn new(log: EventLog) -> Feed {
+        Feed {
+            log,
+            sequences: HashMap::new(),
+            last: Position::START,
+        }
+    }
+
+    /// The log, once the feed shows every appended event.
+    async fn shown(self) -> EventLog {
+        let (log, last) = (self.log, self.last);
+        let visible = wait_until(BOUND, || async {
+            log.head(Position::START).await.expect("head").head >= Some(last)
+        })
+        .await;
+        assert!(visible, "the feed shows the appended events");
+        log
+    }
+
     async fn append<E: DomainEvent>(&mut self, aggregate_type: &str, id: &str, events: &[E]) {
         let sequence = self.sequences.entry((aggregate_type.into(), id.into())).or_default();
         let new = events
@@ -198,11 +217,7 @@ fn texts(values: &[&str]) -> Vec<Option<String>> {
 
 both_backends! {
     async fn dashboards_rebuilt_in_one_batch_equal_dashboards_rebuilt_event_by_event(db: TestDb) {
-        let mut feed = Feed {
-            log: db.log(),
-            sequences: HashMap::new(),
-            last: Position::START,
-        };
+        let mut feed = Feed::new(db.log());
         feed.campaign("c-1", &[draft("a1", AdPlatform::Meta, "USD")]).await;
         feed.campaign("c-2", &[draft("a2", AdPlatform::GoogleAds, "EUR")]).await;
         // Spend before its campaign is drafted: the day keeps no artist; a later day has one.
@@ -268,13 +283,7 @@ both_backends! {
         .await;
         // Changes to a campaign never drafted leave no row.
         feed.campaign("c-0", &[CampaignEvent::CampaignEnded]).await;
-        let last = feed.last;
-        let log = feed.log;
-        let visible = wait_until(BOUND, || async {
-            log.head(Position::START).await.expect("head").head >= Some(last)
-        })
-        .await;
-        assert!(visible, "the feed shows the appended events");
+        let log = feed.shown().await;
 
         let (one, one_batches) = rebuild(&log, 1).await;
         // Batches of five put c-1's status report, its second draft and its resumption in one
@@ -409,11 +418,7 @@ both_backends! {
 
 both_backends! {
     async fn a_dashboard_reads_its_days_and_checks_access_in_one_statement(db: TestDb) {
-        let mut feed = Feed {
-            log: db.log(),
-            sequences: HashMap::new(),
-            last: Position::START,
-        };
+        let mut feed = Feed::new(db.log());
         let created = |owner: &str| ArtistEvent::ArtistCreated {
             owner: owner.into(),
             name: "An artist".into(),
@@ -434,13 +439,7 @@ both_backends! {
         feed.spend("c-1.meta.2026-03-01", &[recorded("2026-03-01", 10, "USD")]).await;
         feed.spend("c-1.meta.2026-03-02", &[recorded("2026-03-02", 11, "USD")]).await;
         feed.spend("c-2.google_ads.2026-03-01", &[recorded("2026-03-01", 30, "EUR")]).await;
-        let last = feed.last;
-        let log = feed.log;
-        let visible = wait_until(BOUND, || async {
-            log.head(Position::START).await.expect("head").head >= Some(last)
-        })
-        .await;
-        assert!(visible, "the feed shows the appended events");
+        let log = feed.shown().await;
         let _ = rebuild(&log, 1000).await;
         tests::rebuild_in_batches(&log, Arc::new(ArtistAccess), 1000).await;
 
