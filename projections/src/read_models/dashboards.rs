@@ -894,7 +894,7 @@ pub async fn artist_days(
     filter: &DayFilter<'_>,
 ) -> Result<Vec<DaySums>, ProjectionError> {
     let days = match filter.campaign {
-        Some(campaign) => read_campaign_days(db, artist, campaign, None, filter).await,
+        Some(campaign) => campaign_days(db, artist, campaign, None, filter).await,
         None => match read_rolled_up(db, artist, None, filter).await {
             Err(ProjectionError::Database(e)) if is_undefined_table(&e) => {
                 return artist_days_summed(db, artist, filter).await
@@ -916,7 +916,7 @@ pub async fn member_artist_days(
     filter: &DayFilter<'_>,
 ) -> Result<Option<Vec<DaySums>>, ProjectionError> {
     match filter.campaign {
-        Some(campaign) => read_campaign_days(db, artist, campaign, Some(person), filter).await,
+        Some(campaign) => campaign_days(db, artist, campaign, Some(person), filter).await,
         None => match read_rolled_up(db, artist, Some(person), filter).await {
             Err(ProjectionError::Database(e)) if is_undefined_table(&e) => {
                 match super::artist_access::role_of(db, artist, person).await? {
@@ -945,21 +945,10 @@ fn day_reader_sql(columns: &str, table: &str, conditions: &str, order: &str, mem
     }
 }
 
-/// [`artist_days`] of one campaign of `artist`: its `campaign_daily` rows, one per day, as they
-/// are (nothing to sum: the table's key is the campaign and the day).
-pub async fn campaign_days(
-    db: &eventlog::Db,
-    artist: &str,
-    campaign: &str,
-    filter: &DayFilter<'_>,
-) -> Result<Vec<DaySums>, ProjectionError> {
-    Ok(read_campaign_days(db, artist, campaign, None, filter)
-        .await?
-        .unwrap_or_default())
-}
-
-/// [`campaign_days`], for `person` when given (see [`member_artist_days`]).
-async fn read_campaign_days(
+/// [`artist_days`] of one campaign of `artist`, for `person` when given (see
+/// [`member_artist_days`]): its `campaign_daily` rows, one per day, as they are (nothing to sum:
+/// the table's key is the campaign and the day).
+async fn campaign_days(
     db: &eventlog::Db,
     artist: &str,
     campaign: &str,
