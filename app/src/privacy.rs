@@ -1505,8 +1505,21 @@ pub async fn certificates(app: &App, call: &Call, person: &str, min_position: Op
     let person = crate::personal::person_id(person)?;
     app.wait_for("privacy_requests", min_position).await?;
     let db = app.log.db();
+    let mut rows = privacy_requests::certificates(db, &person).await?;
+    if rows.is_empty() {
+        // The read model may not have applied a just-completed erasure yet (an auditor reading
+        // right after it, with no `min_position`): wait, bounded, until it has applied
+        // everything appended so far, then look again before answering 404.
+        if let Some(head) = app.log.head_position().await? {
+            let _ = app
+                .engine
+                .wait_for("privacy_requests", head, app.config.consistency_wait)
+                .await?;
+            rows = privacy_requests::certificates(db, &person).await?;
+        }
+    }
     let mut certificates = Vec::new();
-    for row in privacy_requests::certificates(db, &person).await? {
+    for row in rows {
         let verification = app.log.verify_stream(PrivacyRequest::TYPE, &row.request_id).await?;
         certificates.push(json!({
             "request_id": row.request_id,

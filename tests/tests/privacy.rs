@@ -4,7 +4,8 @@
 //! (processors called once each, keys destroyed, nothing readable left, totals unchanged,
 //! certificate and chains verified); a restored pre-erasure key store does not bring them back;
 //! a restricted person's processing commands are refused one by one; support's requests wait
-//! for verification, fail on a processor and retry from the failed step.
+//! for verification, fail on a processor and retry from the failed step; an auditor reading the
+//! certificate right after the erasure gets it even while the audit trail lags.
 
 use api::auth::Role;
 use reqwest::{Method, StatusCode};
@@ -864,3 +865,67 @@ tests::both_backends!(
         support_on_behalf(db).await
     }
 );
+
+/// An auditor reading a person's erasure certificate right after the erasure, with no
+/// `min_position`, gets it even while the `privacy_requests` read model has not applied it yet:
+/// the route waits (bounded) for the read model to reach the log's head before it answers 404.
+/// The read model is held back by a lock on its checkpoint row (PostgreSQL row locks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_read_right_after_the_erasure_waits_for_the_read_model() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let standins = processors().await;
+    let extra = settings(&standins.uri());
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_on(db, &extra).await;
+    let person = "late-reader-1";
+    sign_up(&app, person, OTHER_NAME, OTHER_EMAIL).await;
+    let auditor = app.token("auditor-1", Role::Auditor);
+    let eventlog::Db::Postgres(pool) = &app.db.db else {
+        panic!("a PostgreSQL test database")
+    };
+    // Hold the read model's checkpoint row: its next batch cannot commit until this ends.
+    let mut hold = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM projection_generations WHERE name = 'privacy_requests' AND active FOR UPDATE")
+        .execute(&mut *hold)
+        .await
+        .expect("lock the checkpoint row");
+
+    let me = app.token(person, Role::Person);
+    let (status, erased) = app
+        .send(
+            &me,
+            Method::POST,
+            "/v1/me/privacy-requests",
+            Some(json!({"kind": "erase"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{erased}");
+    assert_eq!(erased["state"], "completed", "{erased}");
+    let base_url = app.base_url.clone();
+    let read = tokio::spawn(async move {
+        let answer = reqwest::Client::new()
+            .get(format!("{base_url}/v1/audit/people/{person}/erasure-certificates"))
+            .bearer_auth(auditor)
+            .send()
+            .await
+            .expect("the request is answered");
+        (answer.status(), answer.json::<Value>().await.expect("a JSON body"))
+    });
+    // While the read model is held back the read has no answer (before the fix it answered
+    // 404 at once); a bound, not a sleep: the read is given time to answer wrongly.
+    let mut read = read;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut read).await;
+    assert!(
+        early.is_err(),
+        "answered before the read model applied the erasure: {early:?}"
+    );
+    hold.rollback().await.expect("release the checkpoint row");
+    let (status, certificates) = read.await.expect("the read task");
+    assert_eq!(status, StatusCode::OK, "{certificates}");
+    assert_eq!(certificates["person_id"], person);
+    assert_eq!(
+        certificates["certificates"][0]["certificate"], erased["erasure_certificate"]["certificate"],
+        "{certificates}"
+    );
+    app.stop().await;
+}
