@@ -238,6 +238,31 @@ impl WireTap {
         self.recording.lock().expect("never poisoned").clone()
     }
 
+    /// Waits, at most `bound`, until every connection's last round trip is a ping: sqlx pings a
+    /// connection on its way back to the pool after the caller has its answer, so a reset right
+    /// after a command could otherwise count that command's release ping in the next recording.
+    /// Returns whether every connection settled.
+    pub async fn settle(&self, bound: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let settled = {
+                let recording = self.recording.lock().expect("never poisoned");
+                let mut last: HashMap<u64, bool> = HashMap::new();
+                for trip in &recording.round_trips {
+                    last.insert(trip.connection, trip.is_ping());
+                }
+                last.values().all(|ping| *ping)
+            };
+            if settled {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     /// Forgets what was seen (connections stay counted as open ones keep running).
     pub fn reset(&self) {
         let mut recording = self.recording.lock().expect("never poisoned");

@@ -72,6 +72,11 @@ pub async fn run_commands(tapped: &Tapped, count: usize) -> anyhow::Result<Comma
     let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
         .fetch_one(tapped.db.pg())
         .await?;
+    // The warm-up's last release ping belongs to the warm-up, not to the recording.
+    anyhow::ensure!(
+        tapped.tap.settle(std::time::Duration::from_secs(10)).await,
+        "the warm-up's connections never went back to the pool"
+    );
     tapped.tap.reset();
     for i in 0..count {
         tapped

@@ -98,7 +98,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
         "ms",
         "first send",
         "re-send",
-        Target::RatioAtMost { ratio: 0.5 },
+        Target::RatioAtMost { ratio: 0.3 },
     );
     let mut wrote_nothing = true;
     // A warm-up pair, unrecorded, then the pairs.
