@@ -60,6 +60,11 @@ const INSERT_ONE: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequ
          VALUES ($1, $2, $3, $4, $5, $6::json, $7::json, $9, $8, $10) \
          RETURNING event_id, transaction_id::text::bigint, global_position";
 
+/// The most events one INSERT carries. A larger batch (a bulk ingest) is several statements in
+/// one transaction: the statement's bind buffers then stay near 1 MB instead of growing with the
+/// batch (at the peak of two concurrent 10,000-event ingests they held ~27 MB: BENCHMARKS.md).
+pub(crate) const EVENTS_PER_STATEMENT: usize = 1_000;
+
 pub(crate) async fn append(
     pool: &PgPool,
     rows: &[PreparedEvent],
@@ -68,15 +73,59 @@ pub(crate) async fn append(
     streams: &[StreamAppend],
     claim: Option<&ClaimToken>,
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
-    // One statement, one implicit transaction, one commit. WITH ORDINALITY keeps the input
-    // order so that positions follow the order of the events within the command. One event
-    // (most commands) is a plain single-row INSERT: no arrays to build, no UNNEST or sort.
-    let columns = match rows {
-        [_] => None,
-        _ => Some(ColumnArrays::of(rows)),
-    };
-    let insert = || match &columns {
-        Some(c) => sqlx::query(INSERT_MANY)
+    // One statement, one implicit transaction, one commit, for every batch of up to
+    // EVENTS_PER_STATEMENT events (every command).
+    if claim.is_none() && rows.len() <= EVENTS_PER_STATEMENT {
+        let returned = insert(pool, rows, metadata, recorded_at, streams).await?;
+        return positions(&returned);
+    }
+    // Under an Idempotency-Key (the events and the key's `applied` mark) or for a larger batch:
+    // one transaction. Its statements run in order, so positions still follow the batch's order.
+    let mut tx = pool.begin().await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
+        let returned = insert(&mut *tx, chunk, metadata, recorded_at, streams).await?;
+        out.extend(positions(&returned)?);
+    }
+    if let Some(claim) = claim {
+        let first = &streams[0];
+        let last = out.last().map(|(_, p)| p.to_string());
+        let marked = idempotency::mark_applied_on!(&mut *tx, claim, &first.aggregate_type, &first.aggregate_id, last);
+        if let Err(error) = marked {
+            tx.rollback().await?;
+            return Err(error);
+        }
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// One INSERT of `rows`. WITH ORDINALITY keeps the input order, so that positions follow the
+/// order of the events; one event is a plain single-row INSERT (no arrays, no UNNEST or sort).
+async fn insert<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    rows: &[PreparedEvent],
+    metadata: &str,
+    recorded_at: DateTime<Utc>,
+    streams: &[StreamAppend],
+) -> Result<Vec<PgRow>, LogError> {
+    let returned = if let [row] = rows {
+        sqlx::query(INSERT_ONE)
+            .bind(&row.aggregate_type)
+            .bind(&row.aggregate_id)
+            .bind(row.sequence)
+            .bind(&row.event_type)
+            .bind(&row.event_version)
+            .bind(&row.payload)
+            .bind(metadata)
+            .bind(recorded_at)
+            .bind(row.event_id)
+            .bind(&row.chain_hash)
+            .fetch_all(executor)
+            .await
+    } else {
+        let c = ColumnArrays::of(rows);
+        sqlx::query(INSERT_MANY)
             .bind(&c.types)
             .bind(&c.ids)
             .bind(&c.sequences)
@@ -86,40 +135,11 @@ pub(crate) async fn append(
             .bind(metadata)
             .bind(recorded_at)
             .bind(&c.event_ids)
-            .bind(&c.hashes),
-        // `columns` is `None` only for exactly one row.
-        None => sqlx::query(INSERT_ONE)
-            .bind(&rows[0].aggregate_type)
-            .bind(&rows[0].aggregate_id)
-            .bind(rows[0].sequence)
-            .bind(&rows[0].event_type)
-            .bind(&rows[0].event_version)
-            .bind(&rows[0].payload)
-            .bind(metadata)
-            .bind(recorded_at)
-            .bind(rows[0].event_id)
-            .bind(&rows[0].chain_hash),
+            .bind(&c.hashes)
+            .fetch_all(executor)
+            .await
     };
-    let Some(claim) = claim else {
-        let returned = insert().fetch_all(pool).await.map_err(|e| conflict_or(e, streams))?;
-        return positions(&returned);
-    };
-    // Under an Idempotency-Key: the events and the key's `applied` mark in one transaction.
-    let mut tx = pool.begin().await?;
-    let returned = insert()
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| conflict_or(e, streams))?;
-    let out = positions(&returned)?;
-    let first = &streams[0];
-    let last = out.last().map(|(_, p)| p.to_string());
-    let marked = idempotency::mark_applied_on!(&mut *tx, claim, &first.aggregate_type, &first.aggregate_id, last);
-    if let Err(error) = marked {
-        tx.rollback().await?;
-        return Err(error);
-    }
-    tx.commit().await?;
-    Ok(out)
+    returned.map_err(|e| conflict_or(e, streams))
 }
 
 /// A batch's events as the column arrays [`INSERT_MANY`] binds.

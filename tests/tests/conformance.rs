@@ -494,6 +494,50 @@ three_backends! {
     }
 }
 
+tests::both_backends! {
+    /// A batch larger than one INSERT carries on PostgreSQL (a bulk ingest: several statements in
+    /// one transaction) is still all or nothing, in input order, in one commit: a stale stream in
+    /// its last part leaves nothing of the earlier parts.
+    async fn a_batch_of_thousands_of_events_is_stored_whole_in_order_or_not_at_all(db: TestDb) {
+        const STREAMS: usize = 2_500;
+        let log = db.log();
+        let md = metadata("service:test");
+        log.append(TYPE, "big-last", 0, vec![event("L", 1)], &md).await.expect("append big-last");
+        let mut batch: Vec<StreamAppend> = (0..STREAMS)
+            .map(|n| StreamAppend {
+                aggregate_type: TYPE.into(),
+                aggregate_id: format!("big-{n:04}"),
+                expected_sequence: 0,
+                events: vec![event("B", n as i64)],
+            })
+            .collect();
+        batch.push(StreamAppend {
+            aggregate_type: TYPE.into(),
+            aggregate_id: "big-last".into(),
+            // Stale: big-last is at 1.
+            expected_sequence: 0,
+            events: vec![event("L", 2)],
+        });
+        let error = log.append_streams(&batch, &md).await.expect_err("the stale last stream refuses the batch");
+        assert!(matches!(error, LogError::Conflict { .. }), "expected a conflict, got {error:?}");
+        for first_part in ["big-0000", "big-0999", "big-1000", "big-2499"] {
+            assert!(log.load(TYPE, first_part).await.expect("load").is_empty(), "{first_part} was not stored");
+        }
+
+        batch[STREAMS].expected_sequence = 1;
+        let appended = log.append_streams(&batch, &md).await.expect("the corrected batch is stored");
+        assert_eq!(appended.len(), STREAMS + 1);
+        let feed = feed_through(&log, appended[STREAMS].1).await;
+        assert_eq!(feed.len(), STREAMS + 2, "the refused batch left nothing in the feed");
+        assert_eq!(feed[1..].iter().map(|e| (e.event_id, e.position)).collect::<Vec<_>>(), appended);
+        assert!(appended.windows(2).all(|w| w[0].1 < w[1].1), "positions follow the batch's order");
+        assert!(appended.iter().all(|(_, p)| p.commit == appended[0].1.commit), "one commit");
+        let order: Vec<(String, i64)> = feed[1..].iter().map(|e| (e.aggregate_id.clone(), e.sequence)).collect();
+        let expected: Vec<(String, i64)> = batch.iter().map(|s| (s.aggregate_id.clone(), s.expected_sequence + 1)).collect();
+        assert_eq!(order, expected);
+    }
+}
+
 const WRITERS: usize = 8;
 const COMMANDS_PER_WRITER: usize = 500;
 const OWN_AGGREGATES: u64 = 4;
