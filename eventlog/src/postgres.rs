@@ -63,7 +63,7 @@ const INSERT_ONE: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequ
 /// The most events one INSERT carries. A larger batch (a bulk ingest) is several statements in
 /// one transaction: the statement's bind buffers then stay near 1 MB instead of growing with the
 /// batch (at the peak of two concurrent 10,000-event ingests they held ~27 MB: BENCHMARKS.md).
-pub(crate) const EVENTS_PER_STATEMENT: usize = 1_000;
+const EVENTS_PER_STATEMENT: usize = 1_000;
 
 pub(crate) async fn append(
     pool: &PgPool,
