@@ -1,16 +1,17 @@
 //! Bulk spend ingestion (P1): a sync delivers hundreds to thousands of readings. Every ledger
-//! they touch is loaded in one query, each reading is judged by the same domain rules as a
-//! single command (`SpendLedger::handle`), and all resulting events are appended in one
-//! statement and one transaction. Re-sending a batch writes nothing.
+//! they touch is folded from one query (`EventLog::load_states`), each reading is judged by the
+//! same domain rules as a single command (`SpendLedger::handle`), and all resulting events are
+//! appended in one transaction. Re-sending a batch writes nothing.
 
 use crate::AppError;
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::campaign::{AdPlatform, Campaign, CampaignEvent};
+use domain::campaign::{AdPlatform, Campaign};
 use domain::spend::{CampaignFacts, Metrics, Reading, SpendCommand, SpendEvent, SpendLedger};
 use domain::Aggregate;
+use eventlog::aggregate_cache::Cached;
 use eventlog::{EventLog, EventMetadata, LogError, NewEvent, Position, StreamAppend};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// One reading as a sync or the ingestion API delivers it.
 #[derive(Clone, Debug, Deserialize)]
@@ -109,11 +110,7 @@ async fn ingest_once(
     let mut campaign_ids: Vec<String> = readings.iter().flatten().map(|r| r.campaign_id.clone()).collect();
     campaign_ids.sort();
     campaign_ids.dedup();
-    let mut campaigns: HashMap<String, Campaign> = HashMap::new();
-    for stored in log.load_many(Campaign::TYPE, &campaign_ids).await? {
-        let event: CampaignEvent = stored.decode()?;
-        campaigns.entry(stored.aggregate_id.clone()).or_default().apply(event);
-    }
+    let campaigns = log.load_states::<Campaign>(&campaign_ids).await?;
     // The ledgers, with their last sequence and chain link.
     let mut ledger_ids: Vec<String> = readings
         .iter()
@@ -122,14 +119,7 @@ async fn ingest_once(
         .collect();
     ledger_ids.sort();
     ledger_ids.dedup();
-    let mut ledgers: HashMap<String, (SpendLedger, i64, Option<String>)> = HashMap::new();
-    for stored in log.load_many(SpendLedger::TYPE, &ledger_ids).await? {
-        let event: SpendEvent = stored.decode()?;
-        let entry = ledgers.entry(stored.aggregate_id.clone()).or_default();
-        entry.0.apply(event);
-        entry.1 = stored.sequence;
-        entry.2 = stored.chain_hash.clone();
-    }
+    let mut ledgers = log.load_states::<SpendLedger>(&ledger_ids).await?;
     let mut pending: BTreeMap<String, Vec<NewEvent>> = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(readings.len());
     for reading in readings {
@@ -140,7 +130,7 @@ async fn ingest_once(
                 continue;
             }
         };
-        let Some(details) = campaigns.get(&reading.campaign_id).and_then(|c| c.details()) else {
+        let Some(details) = campaigns.get(&reading.campaign_id).and_then(|c| c.state.details()) else {
             outcomes.push(Outcome::Rejected {
                 reason: "there is no such campaign".into(),
             });
@@ -158,7 +148,7 @@ async fn ingest_once(
             end: details.schedule.end,
         };
         let ledger_id = SpendLedger::id(&reading.campaign_id, reading.platform.as_str(), reading.date);
-        let ledger = ledgers.entry(ledger_id.clone()).or_default();
+        let ledger = ledgers.entry(ledger_id.clone()).or_insert_with(Cached::empty);
         let command = SpendCommand::Record {
             reading: Reading {
                 date: reading.date,
@@ -181,7 +171,7 @@ async fn ingest_once(
             },
             campaign: facts,
         };
-        match ledger.0.handle(command) {
+        match ledger.state.handle(command) {
             Err(rule @ domain::spend::SpendError::Stale { .. }) => outcomes.push(Outcome::Stale {
                 reason: rule.to_string(),
             }),
@@ -202,7 +192,7 @@ async fn ingest_once(
                         .or_default()
                         .push(NewEvent::from_domain(&event)?);
                     // Later readings of the same ledger in this batch see this one.
-                    ledger.0.apply(event);
+                    ledger.state.apply(event);
                 }
             }
         }
@@ -210,7 +200,9 @@ async fn ingest_once(
     let mut streams = Vec::with_capacity(pending.len());
     let mut previous = Vec::with_capacity(pending.len());
     for (ledger_id, events) in pending {
-        let (_, sequence, hash) = ledgers.get(&ledger_id).cloned().unwrap_or_default();
+        let (sequence, hash) = ledgers
+            .remove(&ledger_id)
+            .map_or((0, None), |ledger| (ledger.sequence, ledger.chain_hash));
         streams.push(StreamAppend {
             aggregate_type: SpendLedger::TYPE.to_string(),
             aggregate_id: ledger_id,

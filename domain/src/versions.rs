@@ -4,8 +4,8 @@
 //! Every row of the event log names its event type and the version of its payload's shape.
 //! Each event enum keeps its own registry ([`DomainEvent::VERSIONS`]: every event type it stores
 //! and that type's current version) and its upcasters ([`DomainEvent::upcast_step`]: version `n`
-//! to `n + 1` of one type, a pure JSON → JSON function). [`decode`] is the one way a stored
-//! payload becomes a domain event: it checks the type and version against the registry, steps
+//! to `n + 1` of one type, a pure JSON → JSON function). [`decode`] (or [`decode_text`], for a
+//! payload still in its stored text) is the one way a stored payload becomes a domain event: it checks the type and version against the registry, steps
 //! an old payload through the upcasters v1 → v2 → … → current, deserialises, and checks that the
 //! payload is the event its row names. A type the enum does not know, a version newer than the
 //! code, or a payload of the wrong shape is a typed error, never a panic or a default.
@@ -94,22 +94,53 @@ pub fn upcast<E: DomainEvent>(event_type: &str, version: &str, payload: Value) -
 /// it is older than the code, then deserialised and checked to be the event its row names.
 pub fn decode<E: DomainEvent>(event_type: &str, version: &str, payload: &Value) -> Result<E, DecodeError> {
     let (stored, current) = check::<E>(event_type, version)?;
-    let shape = |error: serde_json::Error| DecodeError::Shape {
+    let event = if stored == current {
+        // The common case borrows the payload: no copy on the projections' hot path.
+        E::deserialize(payload).map_err(|e| shape_error(event_type, current, e))?
+    } else {
+        upcast_and_deserialize(event_type, stored, current, payload.clone())?
+    };
+    checked_type(event_type, event)
+}
+
+/// [`decode`] of a payload still in its stored text: a current payload is deserialised straight
+/// from the text (no `Value` in between, what bulk loads read); an older one is parsed and goes
+/// through the upcasters. Same checks, same errors.
+pub fn decode_text<E: DomainEvent>(event_type: &str, version: &str, payload: &str) -> Result<E, DecodeError> {
+    let (stored, current) = check::<E>(event_type, version)?;
+    let event = if stored == current {
+        serde_json::from_str(payload).map_err(|e| shape_error(event_type, current, e))?
+    } else {
+        let parsed: Value = serde_json::from_str(payload).map_err(|e| shape_error(event_type, stored, e))?;
+        upcast_and_deserialize(event_type, stored, current, parsed)?
+    };
+    checked_type(event_type, event)
+}
+
+/// A payload that does not have the shape of `version`: serde's category and position only.
+fn shape_error(event_type: &str, version: u32, error: serde_json::Error) -> DecodeError {
+    DecodeError::Shape {
         event_type: event_type.to_string(),
-        version: current,
+        version,
         category: format!("{:?}", error.classify()),
         line: error.line(),
         column: error.column(),
-    };
-    let event = if stored == current {
-        // The common case borrows the payload: no copy on the projections' hot path.
-        E::deserialize(payload).map_err(shape)?
-    } else {
-        let upcast = (stored..current).try_fold(payload.clone(), |payload, from| {
-            E::upcast_step(event_type, from, payload)
-        })?;
-        serde_json::from_value(upcast).map_err(shape)?
-    };
+    }
+}
+
+/// Steps a payload stored as `stored` through the upcasters to `current`, then deserialises it.
+fn upcast_and_deserialize<E: DomainEvent>(
+    event_type: &str,
+    stored: u32,
+    current: u32,
+    payload: Value,
+) -> Result<E, DecodeError> {
+    let upcast = (stored..current).try_fold(payload, |payload, from| E::upcast_step(event_type, from, payload))?;
+    serde_json::from_value(upcast).map_err(|e| shape_error(event_type, current, e))
+}
+
+/// The decoded event, if it is the event its row names.
+fn checked_type<E: DomainEvent>(event_type: &str, event: E) -> Result<E, DecodeError> {
     let found = event.event_type();
     if found != event_type {
         return Err(DecodeError::TypeMismatch {
@@ -282,6 +313,47 @@ mod tests {
                 found: "Plain".into()
             })
         );
+    }
+
+    #[test]
+    fn decoding_the_stored_text_gives_what_decoding_the_parsed_payload_gives() {
+        let cases = [
+            ("Renamed", "1", json!({"Renamed": {"name": "x"}})),
+            ("Renamed", "2", json!({"Renamed": {"full_name": "y"}})),
+            ("Renamed", "3", json!({"Renamed": {"full_name": "z", "tags": ["a"]}})),
+            ("Plain", "1", json!("Plain")),
+            ("Renamed", "4", json!({"Renamed": {"full_name": "z", "tags": []}})),
+            ("Gone", "1", json!("Gone")),
+            ("Plain", "v1", json!("Plain")),
+            ("Renamed", "1", json!({"Renamed": {"full": "x"}})),
+            ("Renamed", "3", json!({"Renamed": {"full_name": 7, "tags": []}})),
+            ("Renamed", "3", json!("Plain")),
+        ];
+        for (event_type, version, payload) in cases {
+            let text = payload.to_string();
+            let from_text = decode_text::<Sample>(event_type, version, &text);
+            let from_value = decode::<Sample>(event_type, version, &payload);
+            match (&from_text, &from_value) {
+                // Positions differ between a text and a `Value`; the category and version do not.
+                (
+                    Err(DecodeError::Shape {
+                        version: a,
+                        category: c,
+                        ..
+                    }),
+                    Err(DecodeError::Shape {
+                        version: b,
+                        category: d,
+                        ..
+                    }),
+                ) => assert_eq!((a, c), (b, d), "{event_type} v{version}"),
+                _ => assert_eq!(from_text, from_value, "{event_type} v{version}"),
+            }
+        }
+        assert!(matches!(
+            decode_text::<Sample>("Renamed", "1", "{not json"),
+            Err(DecodeError::Shape { version: 1, .. })
+        ));
     }
 
     #[test]

@@ -124,6 +124,38 @@ pub(crate) struct ChainRow {
     pub chain_hash: Option<String>,
 }
 
+/// One stored event with only what folding it into its aggregate needs, its payload still the
+/// stored text (what [`crate::EventLog::load_states`] reads).
+pub(crate) struct FoldRow {
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub chain_hash: Option<String>,
+}
+
+impl FoldRow {
+    /// From a row of the columns aggregate_id, sequence, event_type, event_version, payload
+    /// (as text) and chain_hash, in that order, on either SQL backend.
+    pub(crate) fn from_row<'r, R: sqlx::Row>(row: &'r R) -> Result<FoldRow, sqlx::Error>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(FoldRow {
+            aggregate_id: row.try_get(0)?,
+            sequence: row.try_get(1)?,
+            event_type: row.try_get(2)?,
+            event_version: row.try_get(3)?,
+            payload: row.try_get(4)?,
+            chain_hash: row.try_get(5)?,
+        })
+    }
+}
+
 /// An event ready for the INSERT: serialised, numbered, identified and chained.
 pub(crate) struct PreparedEvent {
     pub aggregate_type: String,

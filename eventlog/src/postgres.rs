@@ -1,6 +1,6 @@
 //! The PostgreSQL backend's SQL: one-statement appends with UNNEST, and the commit-ordered feed.
 
-use crate::event::PreparedEvent;
+use crate::event::{FoldRow, PreparedEvent};
 use crate::idempotency::{self, ClaimToken};
 use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
@@ -218,6 +218,24 @@ pub(crate) async fn load_many(
         .fetch_all(pool)
         .await?;
     rows.iter().map(decode).collect()
+}
+
+/// The fold columns of every event of several aggregates of one type, in no order (the caller
+/// sorts: an ORDER BY here sorted wide rows on the server and spilled to disk at 10,000 events).
+pub(crate) async fn load_fold_rows(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_ids: &[String],
+) -> Result<Vec<FoldRow>, LogError> {
+    let rows = sqlx::query(
+        "SELECT aggregate_id, sequence, event_type, event_version, payload::text AS payload, chain_hash \
+         FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2)",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(FoldRow::from_row).collect::<Result<_, _>>()?)
 }
 
 pub(crate) async fn load(

@@ -1,6 +1,6 @@
 //! The SQLite backend's SQL: one-statement appends over `json_each`, and the feed by position.
 
-use crate::event::PreparedEvent;
+use crate::event::{FoldRow, PreparedEvent};
 use crate::idempotency::{self, ClaimToken};
 use crate::postgres::conflict_or;
 use crate::{LogError, Position, StoredEvent, StreamAppend};
@@ -135,6 +135,24 @@ pub(crate) async fn load_many(
     let ids = serde_json::to_string(aggregate_ids)?;
     let rows = sqlx::query(&sql).bind(aggregate_type).bind(ids).fetch_all(pool).await?;
     rows.iter().map(decode).collect()
+}
+
+/// The fold columns of every event of several aggregates of one type, in no order.
+pub(crate) async fn load_fold_rows(
+    pool: &SqlitePool,
+    aggregate_type: &str,
+    aggregate_ids: &[String],
+) -> Result<Vec<FoldRow>, LogError> {
+    let ids = serde_json::to_string(aggregate_ids)?;
+    let rows = sqlx::query(
+        "SELECT aggregate_id, sequence, event_type, event_version, payload, chain_hash FROM events \
+         WHERE aggregate_type = ?1 AND aggregate_id IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(aggregate_type)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(FoldRow::from_row).collect::<Result<_, _>>()?)
 }
 
 pub(crate) async fn load(

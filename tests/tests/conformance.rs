@@ -137,6 +137,89 @@ three_backends! {
 }
 
 three_backends! {
+    async fn loaded_states_are_each_stream_folded_in_sequence_order_with_its_head(db: TestDb) {
+        use domain::spend::{CampaignFacts, Metrics, Reading, SpendCommand, SpendEvent, SpendLedger};
+        let log = db.log();
+        let md = metadata("service:test");
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).expect("a date");
+        let at = |hour: u32| day.and_hms_opt(hour, 0, 0).expect("an hour").and_utc();
+        let metrics = |spend_micros: i64| Metrics {
+            spend_micros,
+            currency: "USD".into(),
+            impressions: 10,
+            reach: 5,
+            clicks: 1,
+            views: 0,
+            saves: 0,
+            reactions: 0,
+            comments: 0,
+            shares: 0,
+            follows: 0,
+            conversions: 0,
+        };
+        let reading = |spend_micros: i64, hour: u32| Reading {
+            date: day,
+            metrics: metrics(spend_micros),
+            fetched_at: at(hour),
+            source: "test".into(),
+        };
+        let events = |events: &[SpendEvent]| -> Vec<NewEvent> {
+            events.iter().map(|e| NewEvent::from_domain(e).expect("serialisable")).collect()
+        };
+        let [a, b, c] = ["camp-a", "camp-b", "camp-c"].map(|campaign| SpendLedger::id(campaign, "meta", day));
+        // Three ledgers, their appends interleaved: `a` in three appends among `b`'s and `c`'s.
+        log.append(SpendLedger::TYPE, &a, 0, events(&[SpendEvent::SpendRecorded(reading(1, 1))]), &md).await.expect("a 1");
+        log.append(SpendLedger::TYPE, &b, 0, events(&[SpendEvent::SpendRecorded(reading(5, 1))]), &md).await.expect("b 1");
+        log.append(SpendLedger::TYPE, &a, 1, events(&[SpendEvent::SpendRestated { old: metrics(1), new: reading(2, 2) }]), &md)
+            .await
+            .expect("a 2");
+        log.append(
+            SpendLedger::TYPE,
+            &c,
+            0,
+            events(&[SpendEvent::SpendRecorded(reading(7, 1)), SpendEvent::SpendRestated { old: metrics(7), new: reading(8, 2) }]),
+            &md,
+        )
+        .await
+        .expect("c 1-2");
+        log.append(
+            SpendLedger::TYPE,
+            &a,
+            2,
+            events(&[SpendEvent::SpendConfirmed { date: day, fetched_at: at(3), source: "test".into() }]),
+            &md,
+        )
+        .await
+        .expect("a 3");
+
+        let absent = SpendLedger::id("camp-none", "meta", day);
+        let asked = vec![c.clone(), absent.clone(), a.clone(), b.clone(), a.clone()];
+        let states = log.load_states::<SpendLedger>(&asked).await.expect("states");
+        assert_eq!(states.len(), 3, "{}: an id with no event is absent", backend(&db));
+        assert!(!states.contains_key(&absent));
+        for (id, events) in [(&a, 3), (&b, 1), (&c, 2)] {
+            let stored = log.load(SpendLedger::TYPE, id).await.expect("load");
+            assert_eq!(stored.len(), events);
+            let mut folded = SpendLedger::default();
+            for event in &stored {
+                folded.apply(event.decode().expect("decodes"));
+            }
+            let state = &states[id];
+            assert_eq!(state.state, folded, "{}: {id} is its stream folded in order", backend(&db));
+            assert_eq!(state.sequence, events as i64);
+            assert_eq!(state.chain_hash, stored.last().expect("an event").chain_hash);
+        }
+        // What the fold means: `a` holds 2, last fetched at 3 o'clock. The same figures at that
+        // instant record nothing; 1 at 2 o'clock is stale. Folded out of order (the record last)
+        // it would hold 1 and restate.
+        let facts = CampaignFacts { currency: "USD".into(), start: day, end: None };
+        let record = |reading| SpendCommand::Record { reading, campaign: facts.clone() };
+        assert_eq!(states[&a].state.handle(record(reading(2, 3))), Ok(vec![]));
+        assert!(states[&a].state.handle(record(reading(1, 2))).is_err());
+    }
+}
+
+three_backends! {
     async fn an_append_returns_the_position_of_its_last_event_as_the_feed_reports_it(db: TestDb) {
         let log = db.log();
         let md = metadata("service:test");
