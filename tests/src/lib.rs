@@ -687,3 +687,22 @@ pub fn meta_campaign_draft(artist_id: &str) -> domain::campaign::CampaignDraft {
         creatives: vec![Creative::FacebookPost { post_id: "1_2".into() }],
     }
 }
+
+/// One day's figures with `spend_micros` in `currency` and fixed counts: the metrics of a
+/// reading that tests record straight through the log.
+pub fn spend_metrics(spend_micros: i64, currency: &str) -> domain::spend::Metrics {
+    domain::spend::Metrics {
+        spend_micros,
+        currency: currency.into(),
+        impressions: 1_000,
+        reach: 800,
+        clicks: 20,
+        views: 0,
+        saves: 0,
+        reactions: 3,
+        comments: 1,
+        shares: 0,
+        follows: 2,
+        conversions: 0,
+    }
+}

@@ -6,14 +6,14 @@
 use chrono::NaiveDate;
 use domain::billing::{BillingAccount, BillingEvent, BillingPeriod, PeriodEvent, Plan, StripeFact};
 use domain::campaign::{AdPlatform, Budget, Campaign, CampaignDraft, CampaignEvent, Creative, Objective, Schedule};
-use domain::spend::{Metrics, Reading, SpendEvent, SpendLedger};
+use domain::spend::{Reading, SpendEvent, SpendLedger};
 use domain::{Aggregate, DomainEvent};
 use eventlog::{dispatch, Db, EventLog, EventMetadata, NewEvent, Position};
 use projections::read_models::billing::Billing;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tests::{both_backends, wait_until};
+use tests::{both_backends, spend_metrics as metrics, wait_until};
 
 /// How long the feed may take to show the appended events.
 const BOUND: Duration = Duration::from_secs(30);
@@ -41,23 +41,6 @@ fn draft(artist_id: &str) -> CampaignEvent {
 
 fn day(text: &str) -> NaiveDate {
     text.parse().expect("a test date")
-}
-
-fn metrics(spend_micros: i64, currency: &str) -> Metrics {
-    Metrics {
-        spend_micros,
-        currency: currency.into(),
-        impressions: 1_000,
-        reach: 800,
-        clicks: 20,
-        views: 0,
-        saves: 0,
-        reactions: 3,
-        comments: 1,
-        shares: 0,
-        follows: 2,
-        conversions: 0,
-    }
 }
 
 fn reading(date: &str, spend_micros: i64, currency: &str) -> Reading {

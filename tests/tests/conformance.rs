@@ -138,25 +138,12 @@ three_backends! {
 
 three_backends! {
     async fn loaded_states_are_each_stream_folded_in_sequence_order_with_its_head(db: TestDb) {
-        use domain::spend::{CampaignFacts, Metrics, Reading, SpendCommand, SpendEvent, SpendLedger};
+        use domain::spend::{CampaignFacts, Reading, SpendCommand, SpendEvent, SpendLedger};
         let log = db.log();
         let md = metadata("service:test");
         let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).expect("a date");
         let at = |hour: u32| day.and_hms_opt(hour, 0, 0).expect("an hour").and_utc();
-        let metrics = |spend_micros: i64| Metrics {
-            spend_micros,
-            currency: "USD".into(),
-            impressions: 10,
-            reach: 5,
-            clicks: 1,
-            views: 0,
-            saves: 0,
-            reactions: 0,
-            comments: 0,
-            shares: 0,
-            follows: 0,
-            conversions: 0,
-        };
+        let metrics = |spend_micros: i64| tests::spend_metrics(spend_micros, "USD");
         let reading = |spend_micros: i64, hour: u32| Reading {
             date: day,
             metrics: metrics(spend_micros),
