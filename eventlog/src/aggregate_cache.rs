@@ -35,6 +35,14 @@ impl<A: domain::Aggregate> Cached<A> {
         }
     }
 
+    /// Folds in the stored event `sequence` of this aggregate, whose chain hash is `chain_hash`:
+    /// how a state is rebuilt from its stream, one event at a time in sequence order.
+    pub fn apply_stored(&mut self, event: A::Event, sequence: i64, chain_hash: Option<String>) {
+        self.state.apply(event);
+        self.sequence = sequence;
+        self.chain_hash = chain_hash;
+    }
+
     /// The state after `events` were appended after this one, the last with chain hash `head`.
     pub fn after(mut self, events: &[A::Event], head: Option<String>) -> Cached<A>
     where

@@ -61,9 +61,7 @@ impl EventLog {
     async fn load_cached<A: Aggregate>(&self, aggregate_id: &str) -> Result<Cached<A>, LogError> {
         let mut loaded = Cached::<A>::empty();
         for stored in self.load(A::TYPE, aggregate_id).await? {
-            loaded.state.apply(stored.decode::<A::Event>()?);
-            loaded.sequence = stored.sequence;
-            loaded.chain_hash = stored.chain_hash;
+            loaded.apply_stored(stored.decode::<A::Event>()?, stored.sequence, stored.chain_hash);
         }
         Ok(loaded)
     }

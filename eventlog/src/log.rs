@@ -345,13 +345,10 @@ impl EventLog {
         if let Some(store) = &self.kurrent {
             for stored in store.load_many(A::TYPE, aggregate_ids).await? {
                 let event = stored.decode::<A::Event>()?;
-                fold_into(
-                    &mut states,
-                    stored.aggregate_id,
-                    stored.sequence,
-                    stored.chain_hash,
-                    event,
-                );
+                states
+                    .entry(stored.aggregate_id)
+                    .or_insert_with(Cached::empty)
+                    .apply_stored(event, stored.sequence, stored.chain_hash);
             }
             return Ok(states);
         }
@@ -362,7 +359,10 @@ impl EventLog {
         rows.sort_unstable_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
         for row in rows {
             let event = domain::versions::decode_text::<A::Event>(&row.event_type, &row.event_version, &row.payload)?;
-            fold_into(&mut states, row.aggregate_id, row.sequence, row.chain_hash, event);
+            states
+                .entry(row.aggregate_id)
+                .or_insert_with(Cached::empty)
+                .apply_stored(event, row.sequence, row.chain_hash);
         }
         Ok(states)
     }
@@ -463,18 +463,4 @@ impl EventLog {
         }
         self.db.ping().await
     }
-}
-
-/// Folds the event `sequence` of `aggregate_id` into its state in `states`.
-fn fold_into<A: domain::Aggregate>(
-    states: &mut HashMap<String, Cached<A>>,
-    aggregate_id: String,
-    sequence: i64,
-    chain_hash: Option<String>,
-    event: A::Event,
-) {
-    let cached = states.entry(aggregate_id).or_insert_with(Cached::empty);
-    cached.state.apply(event);
-    cached.sequence = sequence;
-    cached.chain_hash = chain_hash;
 }
