@@ -221,7 +221,7 @@ pub(crate) async fn load_many(
 }
 
 /// The fold columns of every event of several aggregates of one type, in no order (the caller
-/// sorts: an ORDER BY here sorted wide rows on the server and spilled to disk at 10,000 events).
+/// sorts: an ORDER BY here sorted the wide rows on the server, measured in BENCHMARKS.md).
 pub(crate) async fn load_fold_rows(
     pool: &PgPool,
     aggregate_type: &str,
