@@ -238,9 +238,12 @@ impl WireTap {
         self.recording.lock().expect("never poisoned").clone()
     }
 
-    /// Waits, at most `bound`, until every connection's last round trip is a ping: sqlx pings a
-    /// connection on its way back to the pool after the caller has its answer, so a reset right
-    /// after a command could otherwise count that command's release ping in the next recording.
+    /// Waits, at most `bound`, until every connection's last round trip is a ping or an append
+    /// of events: sqlx pings a connection on its way back to the pool after the caller has its
+    /// answer, so a reset right after a command could otherwise count that command's release
+    /// ping in the next recording. A one-statement append runs on a connection the event log
+    /// keeps outside the pool and gives back without a ping (`eventlog::append_connections`),
+    /// unless all of those are in use: the harness runs its counted commands one at a time.
     /// Returns whether every connection settled.
     pub async fn settle(&self, bound: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
@@ -249,7 +252,9 @@ impl WireTap {
                 let recording = self.recording.lock().expect("never poisoned");
                 let mut last: HashMap<u64, bool> = HashMap::new();
                 for trip in &recording.round_trips {
-                    last.insert(trip.connection, trip.is_ping());
+                    let appended = !trip.statements.is_empty()
+                        && trip.statements.iter().all(|s| s.starts_with("INSERT INTO events"));
+                    last.insert(trip.connection, trip.is_ping() || appended);
                 }
                 last.values().all(|ping| *ping)
             };

@@ -5,7 +5,8 @@
 //! - at most two database round trips per command (the load and the append) with the aggregate
 //!   cache off, one (the append) with it on, for a new aggregate and for one this process
 //!   commanded last: round trips the command waits for; the ping sqlx's pool sends when a
-//!   connection is given back (in a task of its own, after the answer) is counted and shown apart;
+//!   connection is given back (in a task of its own, after the answer) is counted and shown apart,
+//!   and a command's append, on a connection the log keeps outside the pool, sends none;
 //! - one checkpoint write per projection batch, in the batch's own transaction, on a rebuild
 //!   and on the live workers.
 //!
@@ -158,6 +159,12 @@ async fn with_the_aggregate_cache_a_new_or_hot_aggregate_takes_one_round_trip() 
     // alone, no load.
     round_trips_per_command(&counts, 1);
     assert_eq!(counts.events, 50);
+    // And nothing more on the wire: the append's connection is given back without the ping
+    // sqlx's pool sends on release (`eventlog::append_connections`).
+    let recording = &counts.recording;
+    assert_eq!(recording.release_pings(), 0, "{}", breakdown(recording));
+    // Given back and taken again: no connection is opened for a command.
+    assert_eq!(recording.connections, 0, "{}", breakdown(recording));
 }
 
 /// Every committed transaction that moves a checkpoint moves it once, and every read-model

@@ -39,7 +39,7 @@ macro_rules! dispatch {
 const PG_IDLE_IN_TRANSACTION_TIMEOUT: &str = "30s";
 
 /// A pooled PostgreSQL connection idle for longer than this is pinged before it is used.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+pub(crate) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 impl Db {
     /// Connects to `url` (`postgres://…`, `postgresql://…` or `sqlite:path`). A SQLite file and

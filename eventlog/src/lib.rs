@@ -33,12 +33,14 @@
 //! [`DecodeError`].
 //!
 //! Layout: [`db`] (pools, migrations, dialect dispatch), [`event`] (event and metadata types),
-//! [`position`], `postgres`/`sqlite` (the SQL of each backend), [`log`] (the [`EventLog`]),
+//! [`position`], `postgres`/`sqlite` (the SQL of each backend), `append_connections` (the
+//! PostgreSQL connections one-statement appends hold, given back without a ping), [`log`] (the [`EventLog`]),
 //! [`command`] (load, decide, append with retry on conflict), [`locks`] (per-aggregate turns), [`idempotency`] (Idempotency-Key
 //! records of command endpoints), [`outbox`] (outbox checkpoints), [`scheduled`] (one run per job
 //! and day across instances, under a lease), [`workflow`] (the work items of durable workflows).
 
 pub mod aggregate_cache;
+mod append_connections;
 pub mod chain;
 pub mod command;
 pub mod db;

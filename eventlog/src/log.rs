@@ -1,6 +1,7 @@
 //! [`EventLog`]: append, load, and the global feed, over whichever backend is configured.
 
 use crate::aggregate_cache::Cached;
+use crate::append_connections::AppendConnections;
 use crate::event::PreparedEvent;
 use crate::{chain, postgres, sqlite, Db, EventMetadata, KurrentStore, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -24,6 +25,8 @@ pub struct EventLog {
     locks: Arc<crate::locks::AggregateLocks>,
     /// The state of recently commanded aggregates ([`crate::aggregate_cache`]).
     aggregates: Arc<crate::aggregate_cache::AggregateCache>,
+    /// On PostgreSQL, the connections one-statement appends hold ([`crate::append_connections`]).
+    append_connections: Option<Arc<AppendConnections>>,
 }
 
 /// Where the events of an [`EventLog`] are stored.
@@ -62,8 +65,13 @@ impl EventLog {
 
     /// Wraps a connected database, stamping events with `clock`.
     pub fn with_clock(db: Db, clock: clock::SharedClock) -> EventLog {
+        let append_connections = match &db {
+            Db::Postgres(pool) => Some(Arc::new(AppendConnections::beside(pool))),
+            Db::Sqlite(_) => None,
+        };
         EventLog {
             db,
+            append_connections,
             kurrent: None,
             clock,
             appended: Arc::new(watch::channel(0).0),
@@ -94,6 +102,7 @@ impl EventLog {
         EventLog {
             db,
             kurrent: Some(store),
+            append_connections: None,
             clock,
             appended: Arc::new(watch::channel(0).0),
             locks: Arc::default(),
@@ -283,7 +292,8 @@ impl EventLog {
                 appended
             }
             (None, Db::Postgres(pool)) => {
-                postgres::append(pool, &rows, &metadata_text, recorded_at, streams, claim).await?
+                let connections = self.append_connections.as_deref();
+                postgres::append(pool, connections, &rows, &metadata_text, recorded_at, streams, claim).await?
             }
             (None, Db::Sqlite(pool)) => {
                 sqlite::append(pool, &rows, &metadata_text, recorded_at, streams, claim).await?

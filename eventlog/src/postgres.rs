@@ -1,5 +1,6 @@
 //! The PostgreSQL backend's SQL: one-statement appends with UNNEST, and the commit-ordered feed.
 
+use crate::append_connections::AppendConnections;
 use crate::event::{FoldRow, PreparedEvent};
 use crate::idempotency::{self, ClaimToken};
 use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
@@ -67,6 +68,7 @@ const EVENTS_PER_STATEMENT: usize = 1_000;
 
 pub(crate) async fn append(
     pool: &PgPool,
+    connections: Option<&AppendConnections>,
     rows: &[PreparedEvent],
     metadata: &str,
     recorded_at: DateTime<Utc>,
@@ -75,16 +77,31 @@ pub(crate) async fn append(
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
     // One statement, one implicit transaction, one commit, for every batch of up to
     // EVENTS_PER_STATEMENT events (every command).
+    // It runs on a connection the log keeps for appends (given back without sqlx's release
+    // ping: `crate::append_connections`), or on one from the pool when they are all in use.
     if claim.is_none() && rows.len() <= EVENTS_PER_STATEMENT {
-        let returned = insert(pool, rows, metadata, recorded_at, streams).await?;
-        return positions(&returned);
+        let held = match connections {
+            Some(connections) => connections.take().await?,
+            None => None,
+        };
+        let returned = match held {
+            Some(mut held) => {
+                let returned = insert(held.connection(), rows, metadata, recorded_at).await;
+                held.give_back(&returned);
+                returned
+            }
+            None => insert(pool, rows, metadata, recorded_at).await,
+        };
+        return positions(&returned.map_err(|e| conflict_or(e, streams))?);
     }
     // Under an Idempotency-Key (the events and the key's `applied` mark) or for a larger batch:
     // one transaction. Its statements run in order, so positions still follow the batch's order.
     let mut tx = pool.begin().await?;
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
-        let returned = insert(&mut *tx, chunk, metadata, recorded_at, streams).await?;
+        let returned = insert(&mut *tx, chunk, metadata, recorded_at)
+            .await
+            .map_err(|e| conflict_or(e, streams))?;
         out.extend(positions(&returned)?);
     }
     if let Some(claim) = claim {
@@ -107,9 +124,8 @@ async fn insert<'c>(
     rows: &[PreparedEvent],
     metadata: &str,
     recorded_at: DateTime<Utc>,
-    streams: &[StreamAppend],
-) -> Result<Vec<PgRow>, LogError> {
-    let returned = if let [row] = rows {
+) -> Result<Vec<PgRow>, sqlx::Error> {
+    if let [row] = rows {
         sqlx::query(INSERT_ONE)
             .bind(&row.aggregate_type)
             .bind(&row.aggregate_id)
@@ -138,8 +154,7 @@ async fn insert<'c>(
             .bind(&c.hashes)
             .fetch_all(executor)
             .await
-    };
-    returned.map_err(|e| conflict_or(e, streams))
+    }
 }
 
 /// A batch's events as the column arrays [`INSERT_MANY`] binds.

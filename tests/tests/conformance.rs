@@ -912,3 +912,91 @@ async fn sqlite_positions_stay_gap_free_through_conflicts_and_refused_batches() 
         "the refused batch used up no position"
     );
 }
+
+/// PostgreSQL: a one-statement append runs on a connection the log keeps for appends and gives
+/// back without a ping (`eventlog::append_connections`). When the server ends those sessions
+/// (a restart, an administrator's `pg_terminate_backend`), at most the first append after it is
+/// refused, as a database error; every later one opens a new connection and is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_go_on_after_the_server_ends_the_sessions_they_ran_on() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let log = db.log();
+    let actor = metadata("a");
+    // Two appends at once: the log now keeps two connections for appends.
+    let (first, second) = tokio::join!(
+        log.append(TYPE, "before-1", 0, vec![event("Counted", 1)], &actor),
+        log.append(TYPE, "before-2", 0, vec![event("Counted", 2)], &actor),
+    );
+    first.expect("the first append before");
+    second.expect("the second append before");
+    let appenders = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                     AND query LIKE 'INSERT INTO events%'";
+    let ended = db
+        .count(&format!("SELECT count(pg_terminate_backend(pid)) {appenders}"))
+        .await;
+    assert_eq!(ended, 2, "the two sessions the appends ran on were ended");
+    let gone = wait_until(BOUND, || async {
+        db.count(&format!("SELECT count(*) {appenders}")).await == 0
+    })
+    .await;
+    assert!(gone, "the ended sessions are gone");
+
+    let mut outcomes = Vec::new();
+    for n in 1..=3 {
+        let id = format!("after-{n}");
+        outcomes.push((
+            id.clone(),
+            log.append(TYPE, &id, 0, vec![event("Counted", n)], &actor).await,
+        ));
+    }
+    for (i, (id, outcome)) in outcomes.iter().enumerate() {
+        match outcome {
+            Ok(appended) => {
+                let stored = log.load(TYPE, id).await.expect("load");
+                assert_eq!(ids(&stored), vec![appended[0].0], "{id} is stored");
+            }
+            Err(LogError::Database(_)) if i == 0 => {
+                assert!(log.load(TYPE, id).await.expect("load").is_empty(), "{id} was refused");
+            }
+            Err(error) => panic!("append {id} after the sessions ended: {error}"),
+        }
+    }
+}
+
+/// PostgreSQL: the connections appends keep beside the pool are at most as many as the pool's
+/// (README, `DYNAMOI_DATABASE_MAX_CONNECTIONS`): 24 appends at once through a log over a pool
+/// of 2 are all stored, and the log opened at most 4 sessions.
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_beside_a_pool_of_two_open_at_most_four_sessions() {
+    let Some(db) = TestDb::postgres().await else { return };
+    // Sessions are counted from a connection of their own, opened before the log's.
+    let mut counter = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .expect("connect");
+    let opened_since: chrono::DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut counter)
+        .await
+        .expect("the server's time");
+    let log = db.log_over(Db::connect(&db.url, 2).await.expect("a pool of two"), clock::system());
+    let actor = metadata("a");
+    let streams: Vec<String> = (0..24).map(|n| format!("at-once-{n}")).collect();
+    let appended = futures::future::join_all(
+        streams
+            .iter()
+            .map(|id| log.append(TYPE, id, 0, vec![event("Counted", 1)], &actor)),
+    )
+    .await;
+    for (id, outcome) in streams.iter().zip(&appended) {
+        let appended = outcome.as_ref().expect("every append is stored");
+        assert_eq!(ids(&log.load(TYPE, id).await.expect("load")), vec![appended[0].0]);
+    }
+    let sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_start >= $1",
+    )
+    .bind(opened_since)
+    .fetch_one(&mut counter)
+    .await
+    .expect("count the sessions");
+    assert!(sessions >= 1, "the log's sessions are counted");
+    assert!(sessions <= 4, "{sessions} sessions for a pool of 2");
+}

@@ -239,7 +239,7 @@ pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
     }));
     let mut wire = Row::new(
         "counters",
-        "database round trips per command on the wire (sqlx's release pings included)",
+        "database round trips per command on the wire (pings included)",
         "",
         "",
         "execute",

@@ -1,0 +1,139 @@
+//! PostgreSQL connections the log keeps for its one-statement appends, given back without the
+//! ping sqlx's pool sends on every connection it is given back.
+//!
+//! sqlx 0.8 pings each pooled connection when it is released (`return_to_pool` in sqlx-core's
+//! `pool/connection.rs`, unconditionally, in a task of its own after the caller has its
+//! answer): a command that waits for one round trip costs the server two, and at 8 commands in
+//! flight the pings compete with the next commands' statements for the same two cores. An
+//! append holds one of these connections for its one statement instead, and gives it back by
+//! pushing it onto a stack: nothing is sent.
+//!
+//! What the ping guarded against is handled here by what is kept:
+//! - a connection is given back only after its statement ran to the end (an answer, or an
+//!   error the server sent); one whose append was cancelled mid-statement (its future dropped)
+//!   or failed on the wire is closed, never reused, and a failure on the wire closes the idle
+//!   ones too (what ended one session has most likely ended them all);
+//! - one idle for longer than `PING_IF_IDLE_FOR` is pinged before use (as the pool's
+//!   connections are, `crate::db`), and replaced by a new one if the ping fails.
+//!
+//! At most as many connections as the pool's `max_connections` are held; an append that finds
+//! them all in use takes a connection from the pool, as before. Appends inside a transaction
+//! (under an Idempotency-Key, or a batch of more than one statement) use the pool.
+
+use crate::db::PING_IF_IDLE_FOR;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgSeverity};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// The connections the log keeps for its appends, and the bound on how many are in use.
+pub(crate) struct AppendConnections {
+    /// How to open one: the pool's own options (the same server, user and session settings).
+    options: PgConnectOptions,
+    /// The pool the log's other statements use: when it is closed, so are these.
+    pool: PgPool,
+    /// Connections not in use, each with the instant it was given back.
+    idle: Mutex<Vec<(PgConnection, Instant)>>,
+    /// One permit per connection that may be in use at once.
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for AppendConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendConnections")
+            .field("idle", &self.idle_count())
+            .field("available", &self.permits.available_permits())
+            .finish()
+    }
+}
+
+/// One connection held for one append. Dropped without [`HeldConnection::give_back`], its
+/// connection is closed.
+pub(crate) struct HeldConnection<'a> {
+    set: &'a AppendConnections,
+    connection: PgConnection,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl AppendConnections {
+    /// A set for the log whose other statements go through `pool`, holding up to the pool's
+    /// `max_connections` connections of its own (opened when first needed).
+    pub(crate) fn beside(pool: &PgPool) -> AppendConnections {
+        AppendConnections {
+            options: (*pool.connect_options()).clone(),
+            pool: pool.clone(),
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(pool.options().get_max_connections() as usize),
+        }
+    }
+
+    /// A connection for one append, or `None` when every one this set may hold is in use or
+    /// the pool is closed (the caller then goes through the pool).
+    pub(crate) async fn take(&self) -> Result<Option<HeldConnection<'_>>, sqlx::Error> {
+        if self.pool.is_closed() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clear();
+            return Ok(None);
+        }
+        let Ok(permit) = self.permits.try_acquire() else {
+            return Ok(None);
+        };
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let connection = match idle {
+            Some((connection, since)) if since.elapsed() <= PING_IF_IDLE_FOR => connection,
+            Some((mut connection, _)) => match connection.ping().await {
+                Ok(()) => connection,
+                // A restarted server or a dropped socket: this one is gone, open another.
+                Err(_) => self.options.connect().await?,
+            },
+            None => self.options.connect().await?,
+        };
+        Ok(Some(HeldConnection {
+            set: self,
+            connection,
+            _permit: permit,
+        }))
+    }
+
+    /// Connections not in use now.
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+}
+
+impl HeldConnection<'_> {
+    /// The connection, to run the append's statement on.
+    pub(crate) fn connection(&mut self) -> &mut PgConnection {
+        &mut self.connection
+    }
+
+    /// Keeps the connection for the next append after its statement's `outcome`: kept when the
+    /// statement ran to the end (it succeeded, or the server refused it with an `ERROR`, as on
+    /// a conflict). After a failure on the wire, or a `FATAL` from the server (which then ends
+    /// the session: `pg_terminate_backend`, a shutdown), it is closed, and so are the idle
+    /// ones: what ended one session has most likely ended them all, and each would fail one
+    /// more append.
+    pub(crate) fn give_back<T>(self, outcome: &Result<T, sqlx::Error>) {
+        let HeldConnection { set, connection, .. } = self;
+        let mut idle = set.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if session_goes_on(outcome) {
+            idle.push((connection, Instant::now()));
+        } else {
+            idle.clear();
+        }
+    }
+}
+
+/// Whether the session a statement ran on is still usable after its `outcome`.
+fn session_goes_on<T>(outcome: &Result<T, sqlx::Error>) -> bool {
+    match outcome {
+        Ok(_) => true,
+        Err(sqlx::Error::Database(error)) => error
+            .try_downcast_ref::<PgDatabaseError>()
+            .is_some_and(|error| !matches!(error.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+        Err(_) => false,
+    }
+}
