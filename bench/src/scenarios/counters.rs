@@ -2,10 +2,11 @@
 //! writing commits and round trips per command, checkpoint writes per projection batch. The
 //! tests of `bench/tests/counters.rs` assert the same measurements; the harness reports them.
 //!
-//! Commands run one after another through `eventlog::Db::connect`'s pool (the service's), after
-//! a warm-up, so each connection has prepared its statements (sqlx prepares a statement once
-//! per connection, one extra round trip the first time; one that the pool opens during the
-//! run prepares then, and such round trips are counted apart, not per command).
+//! Commands run one after another through an event log over `eventlog::Db::connect`'s pool (the
+//! service's; its appends run on the connections the log keeps beside that pool), after a
+//! warm-up, so each connection has prepared its statements (sqlx prepares a statement once per
+//! connection, one extra round trip the first time; one opened during the run prepares then,
+//! and such round trips are counted apart, not per command).
 
 use super::Config;
 use crate::databases::{PgUrl, PrivateDb};
