@@ -21,17 +21,16 @@
 //! (under an Idempotency-Key, or a batch of more than one statement) use the pool.
 
 use crate::db::PING_IF_IDLE_FOR;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgSeverity};
+use sqlx::postgres::{PgConnection, PgDatabaseError, PgSeverity};
 use sqlx::{ConnectOptions, Connection, PgPool};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The connections the log keeps for its appends, and the bound on how many are in use.
 pub(crate) struct AppendConnections {
-    /// How to open one: the pool's own options (the same server, user and session settings).
-    options: PgConnectOptions,
-    /// The pool the log's other statements use: when it is closed, so are these.
+    /// The pool the log's other statements use: these are opened with its options (the same
+    /// server, user and session settings), and when it is closed, so are these.
     pool: PgPool,
     /// Connections not in use, each with the instant it was given back.
     idle: Mutex<Vec<(PgConnection, Instant)>>,
@@ -42,7 +41,7 @@ pub(crate) struct AppendConnections {
 impl std::fmt::Debug for AppendConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppendConnections")
-            .field("idle", &self.idle_count())
+            .field("idle", &self.idle().len())
             .field("available", &self.permits.available_permits())
             .finish()
     }
@@ -61,7 +60,6 @@ impl AppendConnections {
     /// `max_connections` connections of its own (opened when first needed).
     pub(crate) fn beside(pool: &PgPool) -> AppendConnections {
         AppendConnections {
-            options: (*pool.connect_options()).clone(),
             pool: pool.clone(),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(pool.options().get_max_connections() as usize),
@@ -72,24 +70,21 @@ impl AppendConnections {
     /// the pool is closed (the caller then goes through the pool).
     pub(crate) async fn take(&self) -> Result<Option<HeldConnection<'_>>, sqlx::Error> {
         if self.pool.is_closed() {
-            self.idle
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clear();
+            self.idle().clear();
             return Ok(None);
         }
         let Ok(permit) = self.permits.try_acquire() else {
             return Ok(None);
         };
-        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let idle = self.idle().pop();
         let connection = match idle {
             Some((connection, since)) if since.elapsed() <= PING_IF_IDLE_FOR => connection,
             Some((mut connection, _)) => match connection.ping().await {
                 Ok(()) => connection,
                 // A restarted server or a dropped socket: this one is gone, open another.
-                Err(_) => self.options.connect().await?,
+                Err(_) => self.pool.connect_options().connect().await?,
             },
-            None => self.options.connect().await?,
+            None => self.pool.connect_options().connect().await?,
         };
         Ok(Some(HeldConnection {
             set: self,
@@ -98,9 +93,10 @@ impl AppendConnections {
         }))
     }
 
-    /// Connections not in use now.
-    pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    /// The connections not in use (a panic while the lock was held cannot leave the stack
+    /// half-changed: a push or a pop either happened or did not).
+    fn idle(&self) -> MutexGuard<'_, Vec<(PgConnection, Instant)>> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -118,7 +114,7 @@ impl HeldConnection<'_> {
     /// more append.
     pub(crate) fn give_back<T>(self, outcome: &Result<T, sqlx::Error>) {
         let HeldConnection { set, connection, .. } = self;
-        let mut idle = set.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut idle = set.idle();
         if session_goes_on(outcome) {
             idle.push((connection, Instant::now()));
         } else {

@@ -76,13 +76,14 @@ pub(crate) async fn append(
     claim: Option<&ClaimToken>,
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
     // One statement, one implicit transaction, one commit, for every batch of up to
-    // EVENTS_PER_STATEMENT events (every command).
-    // It runs on a connection the log keeps for appends (given back without sqlx's release
-    // ping: `crate::append_connections`), or on one from the pool when they are all in use.
+    // EVENTS_PER_STATEMENT events (every command), on a connection the log keeps for appends
+    // (given back without sqlx's release ping: `crate::append_connections`), or on one from
+    // the pool when those are all in use.
     if claim.is_none() && rows.len() <= EVENTS_PER_STATEMENT {
-        let held = match connections {
-            Some(connections) => connections.take().await?,
-            None => None,
+        let held = if let Some(connections) = connections {
+            connections.take().await?
+        } else {
+            None
         };
         let returned = match held {
             Some(mut held) => {
