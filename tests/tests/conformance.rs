@@ -913,19 +913,12 @@ async fn sqlite_positions_stay_gap_free_through_conflicts_and_refused_batches() 
     );
 }
 
-/// PostgreSQL: a one-statement append runs on a connection the log keeps for appends and gives
-/// back without a ping (`eventlog::append_connections`). When the server ends those sessions
-/// (a restart, an administrator's `pg_terminate_backend`), at most the first append after it is
-/// refused, as a database error; every later one opens a new connection and is stored.
-#[tokio::test(flavor = "multi_thread")]
-async fn appends_go_on_after_the_server_ends_the_sessions_they_ran_on() {
-    let Some(db) = TestDb::postgres().await else { return };
-    let log = db.log();
-    let actor = metadata("a");
-    // Two appends at once: the log now keeps two connections for appends.
+/// Two appends at once (so the log keeps two connections for appends), then the server ends
+/// the sessions they ran on (as a restart or an administrator's `pg_terminate_backend` would).
+async fn appends_whose_sessions_the_server_ended(db: &TestDb, log: &EventLog, actor: &EventMetadata) {
     let (first, second) = tokio::join!(
-        log.append(TYPE, "before-1", 0, vec![event("Counted", 1)], &actor),
-        log.append(TYPE, "before-2", 0, vec![event("Counted", 2)], &actor),
+        log.append(TYPE, "before-1", 0, vec![event("Counted", 1)], actor),
+        log.append(TYPE, "before-2", 0, vec![event("Counted", 2)], actor),
     );
     first.expect("the first append before");
     second.expect("the second append before");
@@ -940,27 +933,51 @@ async fn appends_go_on_after_the_server_ends_the_sessions_they_ran_on() {
     })
     .await;
     assert!(gone, "the ended sessions are gone");
+}
 
-    let mut outcomes = Vec::new();
+/// Appends three streams one after another; each is stored, or (only the first, when
+/// `first_may_fail`) refused as a database error with nothing stored.
+async fn three_appends_after(log: &EventLog, actor: &EventMetadata, first_may_fail: bool) {
     for n in 1..=3 {
         let id = format!("after-{n}");
-        outcomes.push((
-            id.clone(),
-            log.append(TYPE, &id, 0, vec![event("Counted", n)], &actor).await,
-        ));
-    }
-    for (i, (id, outcome)) in outcomes.iter().enumerate() {
-        match outcome {
+        match log.append(TYPE, &id, 0, vec![event("Counted", n)], actor).await {
             Ok(appended) => {
-                let stored = log.load(TYPE, id).await.expect("load");
+                let stored = log.load(TYPE, &id).await.expect("load");
                 assert_eq!(ids(&stored), vec![appended[0].0], "{id} is stored");
             }
-            Err(LogError::Database(_)) if i == 0 => {
-                assert!(log.load(TYPE, id).await.expect("load").is_empty(), "{id} was refused");
+            Err(LogError::Database(_)) if n == 1 && first_may_fail => {
+                assert!(log.load(TYPE, &id).await.expect("load").is_empty(), "{id} was refused");
             }
             Err(error) => panic!("append {id} after the sessions ended: {error}"),
         }
     }
+}
+
+/// PostgreSQL: a one-statement append runs on a connection the log keeps for appends and gives
+/// back without a ping (`eventlog::append_connections`). When the server ends those sessions
+/// right after they were used, at most the first append after it is refused, as a database
+/// error; every later one opens a new connection and is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_go_on_after_the_server_ends_the_sessions_they_ran_on() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let log = db.log();
+    let actor = metadata("a");
+    appends_whose_sessions_the_server_ended(&db, &log, &actor).await;
+    three_appends_after(&log, &actor, true).await;
+}
+
+/// PostgreSQL: a connection kept for appends and idle for more than a second is pinged before
+/// it is used, so when the server ended it meanwhile, no append is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_after_a_second_idle_check_their_connection_first() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let log = db.log();
+    let actor = metadata("a");
+    appends_whose_sessions_the_server_ended(&db, &log, &actor).await;
+    // Not a wait for anything to happen: the idle time is the condition under test (the
+    // log pings a connection idle for longer than 1 s).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    three_appends_after(&log, &actor, false).await;
 }
 
 /// PostgreSQL: the connections appends keep beside the pool are at most as many as the pool's
