@@ -362,17 +362,21 @@ impl EventLog {
             }
             return Ok(states);
         }
-        let mut rows = match &self.db {
-            Db::Postgres(pool) => postgres::load_fold_rows(pool, A::TYPE, aggregate_ids).await?,
-            Db::Sqlite(pool) => sqlite::load_fold_rows(pool, A::TYPE, aggregate_ids).await?,
-        };
-        rows.sort_unstable_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
-        for row in rows {
+        // Each row decoded as it arrives (while the server reads the next), folded once sorted.
+        let decode = |row: crate::event::FoldRow| {
             let event = domain::versions::decode_text::<A::Event>(&row.event_type, &row.event_version, &row.payload)?;
+            Ok((row.aggregate_id, row.sequence, event, row.chain_hash))
+        };
+        let mut events = match &self.db {
+            Db::Postgres(pool) => postgres::load_fold_rows(pool, A::TYPE, aggregate_ids, decode).await?,
+            Db::Sqlite(pool) => sqlite::load_fold_rows(pool, A::TYPE, aggregate_ids, decode).await?,
+        };
+        events.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for (aggregate_id, sequence, event, chain_hash) in events {
             states
-                .entry(row.aggregate_id)
+                .entry(aggregate_id)
                 .or_insert_with(Cached::empty)
-                .apply_stored(event, row.sequence, row.chain_hash);
+                .apply_stored(event, sequence, chain_hash);
         }
         Ok(states)
     }

@@ -5,6 +5,7 @@ use crate::event::{FoldRow, PreparedEvent};
 use crate::idempotency::{self, ClaimToken};
 use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
@@ -237,21 +238,27 @@ pub(crate) async fn load_many(
 }
 
 /// The fold columns of every event of several aggregates of one type, in no order (the caller
-/// sorts: an ORDER BY here sorted the wide rows on the server, measured in BENCHMARKS.md).
-pub(crate) async fn load_fold_rows(
+/// sorts: an ORDER BY here sorted the wide rows on the server, measured in BENCHMARKS.md), each
+/// row handed to `each` as it arrives: the caller decodes one row while the server is still
+/// reading the next ones.
+pub(crate) async fn load_fold_rows<T>(
     pool: &PgPool,
     aggregate_type: &str,
     aggregate_ids: &[String],
-) -> Result<Vec<FoldRow>, LogError> {
-    let rows = sqlx::query(
+    mut each: impl FnMut(FoldRow) -> Result<T, LogError>,
+) -> Result<Vec<T>, LogError> {
+    let mut rows = sqlx::query(
         "SELECT aggregate_id, sequence, event_type, event_version, payload::text AS payload, chain_hash \
          FROM events WHERE aggregate_type = $1 AND aggregate_id = ANY($2)",
     )
     .bind(aggregate_type)
     .bind(aggregate_ids)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(FoldRow::from_row).collect::<Result<_, _>>()?)
+    .fetch(pool);
+    let mut folded = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        folded.push(each(FoldRow::from_row(&row)?)?);
+    }
+    Ok(folded)
 }
 
 pub(crate) async fn load(

@@ -5,6 +5,7 @@ use crate::idempotency::{self, ClaimToken};
 use crate::postgres::conflict_or;
 use crate::{LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use uuid::Uuid;
@@ -137,22 +138,27 @@ pub(crate) async fn load_many(
     rows.iter().map(decode).collect()
 }
 
-/// The fold columns of every event of several aggregates of one type, in no order.
-pub(crate) async fn load_fold_rows(
+/// The fold columns of every event of several aggregates of one type, in no order, each row
+/// handed to `each` as it is read.
+pub(crate) async fn load_fold_rows<T>(
     pool: &SqlitePool,
     aggregate_type: &str,
     aggregate_ids: &[String],
-) -> Result<Vec<FoldRow>, LogError> {
+    mut each: impl FnMut(FoldRow) -> Result<T, LogError>,
+) -> Result<Vec<T>, LogError> {
     let ids = serde_json::to_string(aggregate_ids)?;
-    let rows = sqlx::query(
+    let mut rows = sqlx::query(
         "SELECT aggregate_id, sequence, event_type, event_version, payload, chain_hash FROM events \
          WHERE aggregate_type = ?1 AND aggregate_id IN (SELECT value FROM json_each(?2))",
     )
     .bind(aggregate_type)
     .bind(ids)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(FoldRow::from_row).collect::<Result<_, _>>()?)
+    .fetch(pool);
+    let mut folded = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        folded.push(each(FoldRow::from_row(&row)?)?);
+    }
+    Ok(folded)
 }
 
 pub(crate) async fn load(
