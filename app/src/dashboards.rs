@@ -157,11 +157,11 @@ pub async fn dashboard(app: &App, call: &Call, artist: &str, query: &DashboardQu
     };
     // The access check and the read in one statement; when it finds no role, the full check
     // (which waits for the artist's latest event, and tells not-found from forbidden) decides.
-    let days = match dashboards::member_artist_days(app.log.db(), artist, &call.caller.subject, &filter).await? {
+    let days = match dashboards::member_artist_days(&app.log, artist, &call.caller.subject, &filter).await? {
         Some(days) => days,
         None => {
             authorize(app, &call.caller, artist, Permission::View, None).await?;
-            dashboards::artist_days(app.log.db(), artist, &filter).await?
+            dashboards::artist_days(&app.log, artist, &filter).await?
         }
     };
     let mut series: BTreeMap<(String, String), Sums> = BTreeMap::new();

@@ -242,7 +242,7 @@ impl WireTap {
     /// of events: sqlx pings a connection on its way back to the pool after the caller has its
     /// answer, so a reset right after a command could otherwise count that command's release
     /// ping in the next recording. A one-statement append runs on a connection the event log
-    /// keeps outside the pool and gives back without a ping (`eventlog::append_connections`),
+    /// keeps outside the pool and gives back without a ping (`eventlog::kept_connections`),
     /// unless all of those are in use: the harness runs its counted commands one at a time.
     /// Returns whether every connection settled.
     pub async fn settle(&self, bound: std::time::Duration) -> bool {

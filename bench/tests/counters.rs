@@ -7,13 +7,17 @@
 //!   commanded last: round trips the command waits for; the ping sqlx's pool sends when a
 //!   connection is given back (in a task of its own, after the answer) is counted and shown apart,
 //!   and a command's append, on a connection the log keeps outside the pool, sends none;
+//! - one round trip for a dashboard's read (access check and days in one statement), with no
+//!   release ping;
 //! - one checkpoint write per projection batch, in the batch's own transaction, on a rebuild
 //!   and on the live workers.
 //!
 //! Each test makes and drops its own PostgreSQL database. When PostgreSQL is unreachable they
 //! fail; outside CI `DYNAMOI_TEST_SKIP_POSTGRES=1` skips them; under `CI=true` they always fail.
 
-use bench::scenarios::counters::{run_commands, run_live, run_rebuild, writes_read_model, Tapped, CHECKPOINT_WRITE};
+use bench::scenarios::counters::{
+    run_commands, run_dashboard_reads, run_live, run_rebuild, writes_read_model, Tapped, CHECKPOINT_WRITE,
+};
 use bench::wire::{Recording, Transaction};
 
 async fn tapped() -> Option<Tapped> {
@@ -160,11 +164,24 @@ async fn with_the_aggregate_cache_a_new_or_hot_aggregate_takes_one_round_trip() 
     round_trips_per_command(&counts, 1);
     assert_eq!(counts.events, 50);
     // And nothing more on the wire: the append's connection is given back without the ping
-    // sqlx's pool sends on release (`eventlog::append_connections`).
+    // sqlx's pool sends on release (`eventlog::kept_connections`).
     let recording = &counts.recording;
     assert_eq!(recording.release_pings(), 0, "{}", breakdown(recording));
     // Given back and taken again: no connection is opened for a command.
     assert_eq!(recording.connections, 0, "{}", breakdown(recording));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_read_is_one_round_trip_with_no_release_ping() {
+    let Some(tapped) = tapped().await else { return };
+    let (recording, days) = run_dashboard_reads(&tapped, 20).await.unwrap();
+    // Two campaigns' five days of readings, summed per day: five days, every read.
+    assert_eq!(days, vec![5; 20]);
+    // The access check and the read are one statement, on a connection the log keeps beside
+    // the pool (`eventlog::kept_connections`): given back without sqlx's release ping.
+    assert_eq!(recording.round_trip_count(), 20, "{}", breakdown(&recording));
+    assert_eq!(recording.release_pings(), 0, "{}", breakdown(&recording));
+    assert_eq!(recording.connections, 0, "{}", breakdown(&recording));
 }
 
 /// Every committed transaction that moves a checkpoint moves it once, and every read-model

@@ -33,20 +33,20 @@
 //! [`DecodeError`].
 //!
 //! Layout: [`db`] (pools, migrations, dialect dispatch), [`event`] (event and metadata types),
-//! [`position`], `postgres`/`sqlite` (the SQL of each backend), `append_connections` (the
-//! PostgreSQL connections one-statement appends hold, given back without a ping), [`log`] (the [`EventLog`]),
+//! [`position`], `postgres`/`sqlite` (the SQL of each backend), [`kept_connections`] (the
+//! PostgreSQL connections one-statement appends and reads hold, given back without a ping), [`log`] (the [`EventLog`]),
 //! [`command`] (load, decide, append with retry on conflict), [`locks`] (per-aggregate turns), [`idempotency`] (Idempotency-Key
 //! records of command endpoints), [`outbox`] (outbox checkpoints), [`scheduled`] (one run per job
 //! and day across instances, under a lease), [`workflow`] (the work items of durable workflows).
 
 pub mod aggregate_cache;
-mod append_connections;
 pub mod chain;
 pub mod command;
 pub mod db;
 pub mod error;
 pub mod event;
 pub mod idempotency;
+pub mod kept_connections;
 pub mod kurrent;
 pub mod locks;
 pub mod log;
@@ -62,6 +62,7 @@ pub use db::{Db, Dialect};
 pub use domain::versions::DecodeError;
 pub use error::LogError;
 pub use event::{EventMetadata, NewEvent, StoredEvent, StreamAppend};
+pub use kept_connections::{PgReader, Reader, SqliteReader};
 pub use kurrent::KurrentStore;
 pub use log::{Backend, EventLog, FeedHead, FeedHoldback};
 pub use position::Position;

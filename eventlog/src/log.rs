@@ -1,8 +1,8 @@
 //! [`EventLog`]: append, load, and the global feed, over whichever backend is configured.
 
 use crate::aggregate_cache::Cached;
-use crate::append_connections::AppendConnections;
 use crate::event::PreparedEvent;
+use crate::kept_connections::{KeptConnections, PgReader, Reader, SqliteReader};
 use crate::{chain, postgres, sqlite, Db, EventMetadata, KurrentStore, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::collections::HashMap;
@@ -25,8 +25,9 @@ pub struct EventLog {
     locks: Arc<crate::locks::AggregateLocks>,
     /// The state of recently commanded aggregates ([`crate::aggregate_cache`]).
     aggregates: Arc<crate::aggregate_cache::AggregateCache>,
-    /// On PostgreSQL, the connections one-statement appends hold ([`crate::append_connections`]).
-    append_connections: Option<Arc<AppendConnections>>,
+    /// On PostgreSQL, the connections one-statement appends and reads hold
+    /// ([`crate::kept_connections`]).
+    kept_connections: Option<Arc<KeptConnections>>,
 }
 
 /// Where the events of an [`EventLog`] are stored.
@@ -65,18 +66,31 @@ impl EventLog {
 
     /// Wraps a connected database, stamping events with `clock`.
     pub fn with_clock(db: Db, clock: clock::SharedClock) -> EventLog {
-        let append_connections = match &db {
-            Db::Postgres(pool) => Some(Arc::new(AppendConnections::beside(pool))),
+        let kept_connections = match &db {
+            Db::Postgres(pool) => Some(Arc::new(KeptConnections::beside(pool))),
             Db::Sqlite(_) => None,
         };
         EventLog {
             db,
-            append_connections,
+            kept_connections,
             kurrent: None,
             clock,
             appended: Arc::new(watch::channel(0).0),
             locks: Arc::default(),
             aggregates: Arc::default(),
+        }
+    }
+
+    /// Where a read model's one-statement read runs: on PostgreSQL, a connection the log keeps
+    /// beside the pool when one is free ([`crate::kept_connections`]: no release ping), else the
+    /// pool; on SQLite, the pool.
+    pub fn reader(&self) -> Reader<'_> {
+        match &self.db {
+            Db::Postgres(pool) => Reader::Postgres(PgReader {
+                pool,
+                kept: self.kept_connections.as_deref(),
+            }),
+            Db::Sqlite(pool) => Reader::Sqlite(SqliteReader(pool)),
         }
     }
 
@@ -102,7 +116,7 @@ impl EventLog {
         EventLog {
             db,
             kurrent: Some(store),
-            append_connections: None,
+            kept_connections: None,
             clock,
             appended: Arc::new(watch::channel(0).0),
             locks: Arc::default(),
@@ -292,7 +306,7 @@ impl EventLog {
                 appended
             }
             (None, Db::Postgres(pool)) => {
-                let connections = self.append_connections.as_deref();
+                let connections = self.kept_connections.as_deref();
                 postgres::append(pool, connections, &rows, &metadata_text, recorded_at, streams, claim).await?
             }
             (None, Db::Sqlite(pool)) => {

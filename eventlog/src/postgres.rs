@@ -1,8 +1,8 @@
 //! The PostgreSQL backend's SQL: one-statement appends with UNNEST, and the commit-ordered feed.
 
-use crate::append_connections::AppendConnections;
 use crate::event::{FoldRow, PreparedEvent};
 use crate::idempotency::{self, ClaimToken};
+use crate::kept_connections::KeptConnections;
 use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -69,7 +69,7 @@ const EVENTS_PER_STATEMENT: usize = 1_000;
 
 pub(crate) async fn append(
     pool: &PgPool,
-    connections: Option<&AppendConnections>,
+    connections: Option<&KeptConnections>,
     rows: &[PreparedEvent],
     metadata: &str,
     recorded_at: DateTime<Utc>,
@@ -78,7 +78,7 @@ pub(crate) async fn append(
 ) -> Result<Vec<(Uuid, Position)>, LogError> {
     // One statement, one implicit transaction, one commit, for every batch of up to
     // EVENTS_PER_STATEMENT events (every command), on a connection the log keeps for appends
-    // (given back without sqlx's release ping: `crate::append_connections`), or on one from
+    // (given back without sqlx's release ping: `crate::kept_connections`), or on one from
     // the pool when those are all in use.
     if claim.is_none() && rows.len() <= EVENTS_PER_STATEMENT {
         let held = if let Some(connections) = connections {

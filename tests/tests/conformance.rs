@@ -954,7 +954,7 @@ async fn three_appends_after(log: &EventLog, actor: &EventMetadata, first_may_fa
 }
 
 /// PostgreSQL: a one-statement append runs on a connection the log keeps for appends and gives
-/// back without a ping (`eventlog::append_connections`). When the server ends those sessions
+/// back without a ping (`eventlog::kept_connections`). When the server ends those sessions
 /// right after they were used, at most the first append after it is refused, as a database
 /// error; every later one opens a new connection and is stored.
 #[tokio::test(flavor = "multi_thread")]

@@ -304,7 +304,7 @@ both_backends! {
             for platform in [None, Some("meta"), Some("google_ads")] {
                 for (from, to) in [(None, None), (Some(day("2026-03-02")), Some(day("2026-03-02")))] {
                     let filter = DayFilter { from, to, platform, campaign: None };
-                    let rolled = dashboards::artist_days_rolled_up(log.db(), artist, &filter).await.expect("rolled up");
+                    let rolled = dashboards::artist_days_rolled_up(&log, artist, &filter).await.expect("rolled up");
                     let summed = dashboards::artist_days_summed(log.db(), artist, &filter).await.expect("summed");
                     assert_eq!(rolled, summed, "{artist} {filter:?}");
                 }
@@ -314,14 +314,14 @@ both_backends! {
         for (artist, campaign) in [("a1", "c-1"), ("a2", "c-2"), ("a5", "c-5"), ("", "c-5"), ("a1", "c-2")] {
             for platform in [None, Some("meta")] {
                 let filter = DayFilter { platform, campaign: Some(campaign), ..DayFilter::default() };
-                let rows = dashboards::artist_days(log.db(), artist, &filter).await.expect("one campaign");
+                let rows = dashboards::artist_days(&log, artist, &filter).await.expect("one campaign");
                 let summed = dashboards::artist_days_summed(log.db(), artist, &filter).await.expect("summed");
                 assert_eq!(rows, summed, "{artist} {filter:?}");
             }
         }
         // a1: c-1's first day moved to EUR (its USD row counts no day and is not shown); its
         // second day holds the later reading, from the other platform, under the row's platform.
-        let a1 = dashboards::artist_days(log.db(), "a1", &DayFilter::default()).await.expect("a1's days");
+        let a1 = dashboards::artist_days(&log, "a1", &DayFilter::default()).await.expect("a1's days");
         let shown: Vec<_> = a1.iter().map(|d| (d.day.to_string(), d.currency.clone(), d.spend_micros, d.engagement)).collect();
         let m = |n: i64| metrics(n, "");
         let engagement = |n: i64| m(n).reactions + m(n).comments + m(n).shares;
@@ -330,7 +330,7 @@ both_backends! {
             ("2026-03-02".to_string(), "USD".to_string(), m(8).spend_micros, engagement(8)),
         ]);
         let on_meta = DayFilter { platform: Some("meta"), ..DayFilter::default() };
-        assert_eq!(dashboards::artist_days(log.db(), "a1", &on_meta).await.expect("a1 on meta"), a1);
+        assert_eq!(dashboards::artist_days(&log, "a1", &on_meta).await.expect("a1 on meta"), a1);
 
         // While the active generation is one from before `artist_daily` (its views are the other
         // three tables; a new version rebuilds beside it), the dashboard is summed from
@@ -338,21 +338,21 @@ both_backends! {
         let everyone = ["a1", "a2", "a5", "a9", ""];
         let mut before = Vec::new();
         for artist in everyone {
-            before.push(dashboards::artist_days(log.db(), artist, &DayFilter::default()).await.expect("days"));
+            before.push(dashboards::artist_days(&log, artist, &DayFilter::default()).await.expect("days"));
         }
         dispatch!(log.db(), Db, |pool| {
             sqlx::query("DROP VIEW artist_daily").execute(pool).await.expect("drop the view");
         });
         for (artist, expected) in everyone.iter().zip(&before) {
-            let days = dashboards::artist_days(log.db(), artist, &DayFilter::default()).await;
+            let days = dashboards::artist_days(&log, artist, &DayFilter::default()).await;
             assert_eq!(days.as_ref().ok(), Some(expected), "{artist} with no artist_daily: {days:?}");
         }
-        let unserved = dashboards::artist_days_rolled_up(log.db(), "a1", &DayFilter::default()).await;
+        let unserved = dashboards::artist_days_rolled_up(&log, "a1", &DayFilter::default()).await;
         assert!(unserved.is_err(), "artist_daily is not served: {unserved:?}");
         let _ = rebuild(&log, 1000).await;
         for (artist, expected) in everyone.iter().zip(&before) {
             let filter = DayFilter::default();
-            let rolled = dashboards::artist_days_rolled_up(log.db(), artist, &filter).await.expect("served again");
+            let rolled = dashboards::artist_days_rolled_up(&log, artist, &filter).await.expect("served again");
             assert_eq!(&rolled, expected, "{artist} after the take-over");
         }
 
@@ -448,11 +448,11 @@ both_backends! {
         let nothing_matches = DayFilter { from: Some(day("2027-01-01")), ..DayFilter::default() };
         let member = |artist: &'static str, person: &'static str, filter: DayFilter<'static>| {
             let log = log.clone();
-            async move { dashboards::member_artist_days(log.db(), artist, person, &filter).await.expect("member read") }
+            async move { dashboards::member_artist_days(&log, artist, person, &filter).await.expect("member read") }
         };
-        let a1 = dashboards::artist_days(log.db(), "a1", &everything).await.expect("a1's days");
+        let a1 = dashboards::artist_days(&log, "a1", &everything).await.expect("a1's days");
         assert_eq!(a1.len(), 2, "a1 has two days: {a1:?}");
-        let c1 = dashboards::artist_days(log.db(), "a1", &one_campaign).await.expect("c-1's days");
+        let c1 = dashboards::artist_days(&log, "a1", &one_campaign).await.expect("c-1's days");
         for person in ["p-owner", "p-viewer"] {
             assert_eq!(member("a1", person, everything.clone()).await, Some(a1.clone()), "{person} on a1");
             assert_eq!(member("a1", person, one_campaign.clone()).await, Some(c1.clone()), "{person} on c-1");

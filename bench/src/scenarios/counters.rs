@@ -208,6 +208,39 @@ pub async fn run_live(tapped: &Tapped, commands: usize, batch_size: usize) -> an
     Ok(tapped.tap.recording())
 }
 
+/// What `count` dashboard reads of an artist's days (the read `GET /v1/artists/{id}/dashboard`
+/// waits for) cost on the wire, after a warm-up read; and the days each read returned.
+pub async fn run_dashboard_reads(tapped: &Tapped, count: usize) -> anyhow::Result<(Recording, Vec<usize>)> {
+    use projections::read_models::dashboards::{member_artist_days, DayFilter};
+    const OWNER: &str = "bench-owner";
+    let (artist, _) = fixtures::create_artist(&tapped.log, OWNER).await?;
+    let campaigns = fixtures::create_campaigns(&tapped.log, &artist, 2, 5).await?;
+    app::ingest::ingest(
+        &tapped.log,
+        &fixtures::readings(&campaigns, 5, 0),
+        &fixtures::metadata(),
+    )
+    .await?;
+    let engine = Engine::new(tapped.log.clone(), projections::all(), EngineConfig::default());
+    engine.prepare().await?;
+    engine.catch_up().await?;
+    anyhow::ensure!(
+        tapped.tap.settle(Duration::from_secs(10)).await,
+        "the set-up's connections never went back to the pool"
+    );
+    // The warm-up prepares the statement on the connection the reads will use; given back
+    // without a ping, so nothing of it is left to arrive after the reset.
+    let filter = DayFilter::default();
+    member_artist_days(&tapped.log, &artist, OWNER, &filter).await?;
+    tapped.tap.reset();
+    let mut days = Vec::with_capacity(count);
+    for _ in 0..count {
+        let read = member_artist_days(&tapped.log, &artist, OWNER, &filter).await?;
+        days.push(read.map_or(0, |d| d.len()));
+    }
+    Ok((tapped.tap.recording(), days))
+}
+
 /// Runs the scenario: the counters as rows (no baseline, exact targets).
 pub async fn run(config: &Config) -> anyhow::Result<Vec<Row>> {
     let count = if config.quick { 10 } else { 100 };

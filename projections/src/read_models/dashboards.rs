@@ -889,15 +889,15 @@ pub(crate) fn join_split_sum(millions: i64, rest: i64) -> i64 {
 /// `artist_daily` existed (a new version is rebuilding beside it, and takes over once caught
 /// up), the table is not there and the same answer is summed from `campaign_daily`.
 pub async fn artist_days(
-    db: &eventlog::Db,
+    log: &eventlog::EventLog,
     artist: &str,
     filter: &DayFilter<'_>,
 ) -> Result<Vec<DaySums>, ProjectionError> {
     let days = match filter.campaign {
-        Some(campaign) => campaign_days(db, artist, campaign, None, filter).await,
-        None => match read_rolled_up(db, artist, None, filter).await {
+        Some(campaign) => campaign_days(log, artist, campaign, None, filter).await,
+        None => match read_rolled_up(log, artist, None, filter).await {
             Err(ProjectionError::Database(e)) if is_undefined_table(&e) => {
-                return artist_days_summed(db, artist, filter).await
+                return artist_days_summed(log.db(), artist, filter).await
             }
             answer => answer,
         },
@@ -910,17 +910,17 @@ pub async fn artist_days(
 /// statement (the days joined to the person's `artist_access` row), so a dashboard waits for
 /// one round trip, not two.
 pub async fn member_artist_days(
-    db: &eventlog::Db,
+    log: &eventlog::EventLog,
     artist: &str,
     person: &str,
     filter: &DayFilter<'_>,
 ) -> Result<Option<Vec<DaySums>>, ProjectionError> {
     match filter.campaign {
-        Some(campaign) => campaign_days(db, artist, campaign, Some(person), filter).await,
-        None => match read_rolled_up(db, artist, Some(person), filter).await {
+        Some(campaign) => campaign_days(log, artist, campaign, Some(person), filter).await,
+        None => match read_rolled_up(log, artist, Some(person), filter).await {
             Err(ProjectionError::Database(e)) if is_undefined_table(&e) => {
-                match super::artist_access::role_of(db, artist, person).await? {
-                    Some(_) => Ok(Some(artist_days_summed(db, artist, filter).await?)),
+                match super::artist_access::role_of(log.db(), artist, person).await? {
+                    Some(_) => Ok(Some(artist_days_summed(log.db(), artist, filter).await?)),
                     None => Ok(None),
                 }
             }
@@ -949,13 +949,13 @@ fn day_reader_sql(columns: &str, table: &str, conditions: &str, order: &str, mem
 /// [`member_artist_days`]): its `campaign_daily` rows, one per day, as they are (nothing to sum:
 /// the table's key is the campaign and the day).
 async fn campaign_days(
-    db: &eventlog::Db,
+    log: &eventlog::EventLog,
     artist: &str,
     campaign: &str,
     person: Option<&str>,
     filter: &DayFilter<'_>,
 ) -> Result<Option<Vec<DaySums>>, ProjectionError> {
-    use eventlog::Db;
+    use eventlog::Reader;
     use sqlx::Row;
     // The sums' columns need no `d.`: `artist_access` has none of their names.
     let sql = day_reader_sql(
@@ -968,7 +968,7 @@ async fn campaign_days(
     );
     let from = filter.from.map(|d| d.to_string());
     let to = filter.to.map(|d| d.to_string());
-    eventlog::dispatch!(db, Db, |pool| {
+    eventlog::dispatch!(log.reader(), Reader, |reader| {
         let mut query = sqlx::query(&sql)
             .bind(artist)
             .bind(campaign)
@@ -978,7 +978,7 @@ async fn campaign_days(
         if let Some(person) = person {
             query = query.bind(person);
         }
-        let rows = query.fetch_all(pool).await?;
+        let rows = reader.fetch_all(query).await?;
         if person.is_some() && rows.is_empty() {
             return Ok(None);
         }
@@ -1008,21 +1008,21 @@ fn is_undefined_table(error: &sqlx::Error) -> bool {
 /// [`artist_days`] from `artist_daily`: its rows of one day and currency (one per platform)
 /// added up here; a row whose campaign-days all moved to another currency counts no day.
 pub async fn artist_days_rolled_up(
-    db: &eventlog::Db,
+    log: &eventlog::EventLog,
     artist: &str,
     filter: &DayFilter<'_>,
 ) -> Result<Vec<DaySums>, ProjectionError> {
-    Ok(read_rolled_up(db, artist, None, filter).await?.unwrap_or_default())
+    Ok(read_rolled_up(log, artist, None, filter).await?.unwrap_or_default())
 }
 
 /// [`artist_days_rolled_up`], for `person` when given (see [`member_artist_days`]).
 async fn read_rolled_up(
-    db: &eventlog::Db,
+    log: &eventlog::EventLog,
     artist: &str,
     person: Option<&str>,
     filter: &DayFilter<'_>,
 ) -> Result<Option<Vec<DaySums>>, ProjectionError> {
-    use eventlog::Db;
+    use eventlog::Reader;
     use sqlx::Row;
     let sums: Vec<String> = ROLLUP_SUMS.iter().map(|c| format!("d.{c}_m, d.{c}_r")).collect();
     let sql = day_reader_sql(
@@ -1037,7 +1037,7 @@ async fn read_rolled_up(
     let to = filter.to.map(|d| d.to_string());
     // (day, currency) → the sums, in i128 until the end (see `join_split_sum`).
     let mut days: Vec<(String, String, [i128; 9])> = Vec::new();
-    let member = eventlog::dispatch!(db, Db, |pool| {
+    let member = eventlog::dispatch!(log.reader(), Reader, |reader| {
         let mut query = sqlx::query(&sql)
             .bind(artist)
             .bind(&from)
@@ -1046,7 +1046,7 @@ async fn read_rolled_up(
         if let Some(person) = person {
             query = query.bind(person);
         }
-        let rows = query.fetch_all(pool).await.map_err(ProjectionError::Database)?;
+        let rows = reader.fetch_all(query).await.map_err(ProjectionError::Database)?;
         for r in &rows {
             let Some(day) = r.try_get::<Option<String>, _>(0)? else {
                 continue; // the member's row of NULLs: no day matched

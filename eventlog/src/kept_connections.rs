@@ -1,34 +1,37 @@
-//! PostgreSQL connections the log keeps for its one-statement appends, given back without the
-//! ping sqlx's pool sends on every connection it is given back.
+//! PostgreSQL connections the log keeps for its one-statement appends and for readers' one-statement
+//! reads, given back without the ping sqlx's pool sends on every connection it is given back.
 //!
 //! sqlx 0.8 pings each pooled connection when it is released (`return_to_pool` in sqlx-core's
 //! `pool/connection.rs`, unconditionally, in a task of its own after the caller has its
 //! answer): a command that waits for one round trip costs the server two, and at 8 commands in
 //! flight the pings compete with the next commands' statements for the same two cores. An
-//! append holds one of these connections for its one statement instead, and gives it back by
-//! pushing it onto a stack: nothing is sent.
+//! append (or a [`PgReader`]'s read, such as a dashboard's) holds one of these connections for
+//! its one statement instead, and gives it back by pushing it onto a stack: nothing is sent.
 //!
 //! What the ping guarded against is handled here by what is kept:
 //! - a connection is given back only after its statement ran to the end (an answer, or an
-//!   error the server sent); one whose append was cancelled mid-statement (its future dropped)
+//!   error the server sent); one whose statement was cancelled mid-way (its future dropped)
 //!   or failed on the wire is closed, never reused, and a failure on the wire closes the idle
 //!   ones too (what ended one session has most likely ended them all);
 //! - one idle for longer than `PING_IF_IDLE_FOR` is pinged before use (as the pool's
 //!   connections are, `crate::db`), and replaced by a new one if the ping fails.
 //!
-//! At most as many connections as the pool's `max_connections` are held; an append that finds
+//! At most as many connections as the pool's `max_connections` are held; a statement that finds
 //! them all in use takes a connection from the pool, as before. Appends inside a transaction
 //! (under an Idempotency-Key, or a batch of more than one statement) use the pool.
 
 use crate::db::PING_IF_IDLE_FOR;
-use sqlx::postgres::{PgConnection, PgDatabaseError, PgSeverity};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::postgres::{PgArguments, PgConnection, PgDatabaseError, PgRow, PgSeverity, Postgres};
+use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
+use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// The connections the log keeps for its appends, and the bound on how many are in use.
-pub(crate) struct AppendConnections {
+/// The connections the log keeps for its one-statement appends and reads, and the bound on how
+/// many are in use.
+pub(crate) struct KeptConnections {
     /// The pool the log's other statements use: these are opened with its options (the same
     /// server, user and session settings), and when it is closed, so are these.
     pool: PgPool,
@@ -38,35 +41,35 @@ pub(crate) struct AppendConnections {
     permits: Semaphore,
 }
 
-impl std::fmt::Debug for AppendConnections {
+impl std::fmt::Debug for KeptConnections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppendConnections")
+        f.debug_struct("KeptConnections")
             .field("idle", &self.idle().len())
             .field("available", &self.permits.available_permits())
             .finish()
     }
 }
 
-/// One connection held for one append. Dropped without [`HeldConnection::give_back`], its
+/// One connection held for one statement. Dropped without [`HeldConnection::give_back`], its
 /// connection is closed.
 pub(crate) struct HeldConnection<'a> {
-    set: &'a AppendConnections,
+    set: &'a KeptConnections,
     connection: PgConnection,
     _permit: SemaphorePermit<'a>,
 }
 
-impl AppendConnections {
+impl KeptConnections {
     /// A set for the log whose other statements go through `pool`, holding up to the pool's
     /// `max_connections` connections of its own (opened when first needed).
-    pub(crate) fn beside(pool: &PgPool) -> AppendConnections {
-        AppendConnections {
+    pub(crate) fn beside(pool: &PgPool) -> KeptConnections {
+        KeptConnections {
             pool: pool.clone(),
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(pool.options().get_max_connections() as usize),
         }
     }
 
-    /// A connection for one append, or `None` when every one this set may hold is in use or
+    /// A connection for one statement, or `None` when every one this set may hold is in use or
     /// the pool is closed (the caller then goes through the pool).
     pub(crate) async fn take(&self) -> Result<Option<HeldConnection<'_>>, sqlx::Error> {
         if self.pool.is_closed() {
@@ -101,17 +104,17 @@ impl AppendConnections {
 }
 
 impl HeldConnection<'_> {
-    /// The connection, to run the append's statement on.
+    /// The connection, to run the statement on.
     pub(crate) fn connection(&mut self) -> &mut PgConnection {
         &mut self.connection
     }
 
-    /// Keeps the connection for the next append after its statement's `outcome`: kept when the
+    /// Keeps the connection for the next statement after its statement's `outcome`: kept when the
     /// statement ran to the end (it succeeded, or the server refused it with an `ERROR`, as on
     /// a conflict). After a failure on the wire, or a `FATAL` from the server (which then ends
     /// the session: `pg_terminate_backend`, a shutdown), it is closed, and so are the idle
     /// ones: what ended one session has most likely ended them all, and each would fail one
-    /// more append.
+    /// more statement.
     pub(crate) fn give_back<T>(self, outcome: &Result<T, sqlx::Error>) {
         let HeldConnection { set, connection, .. } = self;
         let mut idle = set.idle();
@@ -131,5 +134,47 @@ fn session_goes_on<T>(outcome: &Result<T, sqlx::Error>) -> bool {
             .try_downcast_ref::<PgDatabaseError>()
             .is_some_and(|error| !matches!(error.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
         Err(_) => false,
+    }
+}
+
+/// Where a reader's one statement runs ([`crate::EventLog::reader`]): the same query text and
+/// binds on either SQL backend, through `eventlog::dispatch!(log.reader(), Reader, |reader| ...)`.
+pub enum Reader<'a> {
+    Postgres(PgReader<'a>),
+    Sqlite(SqliteReader<'a>),
+}
+
+/// Reads one PostgreSQL statement's rows on a connection the log keeps (given back without
+/// sqlx's release ping) when one is free, else through the pool.
+pub struct PgReader<'a> {
+    pub(crate) pool: &'a PgPool,
+    pub(crate) kept: Option<&'a KeptConnections>,
+}
+
+impl PgReader<'_> {
+    /// Every row `query` returns.
+    pub async fn fetch_all(&self, query: Query<'_, Postgres, PgArguments>) -> Result<Vec<PgRow>, sqlx::Error> {
+        if let Some(mut held) = match self.kept {
+            Some(kept) => kept.take().await?,
+            None => None,
+        } {
+            let rows = query.fetch_all(held.connection()).await;
+            held.give_back(&rows);
+            return rows;
+        }
+        query.fetch_all(self.pool).await
+    }
+}
+
+/// Reads one SQLite statement's rows through the pool.
+pub struct SqliteReader<'a>(pub(crate) &'a SqlitePool);
+
+impl SqliteReader<'_> {
+    /// Every row `query` returns.
+    pub async fn fetch_all<'q>(
+        &self,
+        query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        query.fetch_all(self.0).await
     }
 }
