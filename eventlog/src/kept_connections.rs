@@ -154,10 +154,11 @@ pub struct PgReader<'a> {
 impl PgReader<'_> {
     /// Every row `query` returns.
     pub async fn fetch_all(&self, query: Query<'_, Postgres, PgArguments>) -> Result<Vec<PgRow>, sqlx::Error> {
-        if let Some(mut held) = match self.kept {
+        let held = match self.kept {
             Some(kept) => kept.take().await?,
             None => None,
-        } {
+        };
+        if let Some(mut held) = held {
             let rows = query.fetch_all(held.connection()).await;
             held.give_back(&rows);
             return rows;

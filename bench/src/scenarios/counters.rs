@@ -6,7 +6,8 @@
 //! service's; its appends run on the connections the log keeps beside that pool), after a
 //! warm-up, so each connection has prepared its statements (sqlx prepares a statement once per
 //! connection, one extra round trip the first time; one opened during the run prepares then,
-//! and such round trips are counted apart, not per command).
+//! and such round trips are counted apart, not per command). A dashboard's read is counted the
+//! same way ([`run_dashboard_reads`]).
 
 use super::Config;
 use crate::databases::{PgUrl, PrivateDb};
