@@ -468,6 +468,11 @@ both_backends! {
             assert_eq!(member("a1", person, filter.clone()).await, None, "{person} on a1 {filter:?}");
         }
         assert_eq!(member("a-unknown", "p-owner", everything.clone()).await, None, "an unknown artist");
+        // More reads at once than the log keeps connections for (the pool's size, 16 on
+        // PostgreSQL, `eventlog::kept_connections`): those beyond go through the pool, and every
+        // one answers the same.
+        let at_once = futures::future::join_all((0..40).map(|_| member("a1", "p-viewer", everything.clone()))).await;
+        assert!(at_once.iter().all(|days| days.as_ref() == Some(&a1)), "40 reads at once: {at_once:?}");
         // While the active generation predates `artist_daily`, the same answers (summed).
         dispatch!(log.db(), Db, |pool| {
             sqlx::query("DROP VIEW artist_daily").execute(pool).await.expect("drop the view");
