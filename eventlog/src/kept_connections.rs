@@ -126,6 +126,27 @@ impl HeldConnection<'_> {
     }
 }
 
+/// Runs `statement` (one statement) on a connection of `kept` when one is free, given back after
+/// it by its outcome; else on a connection from `pool`. What appends and [`PgReader`]s share.
+pub(crate) async fn one_statement<T>(
+    kept: Option<&KeptConnections>,
+    pool: &PgPool,
+    statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+) -> Result<T, sqlx::Error> {
+    let held = match kept {
+        Some(kept) => kept.take().await?,
+        None => None,
+    };
+    match held {
+        Some(mut held) => {
+            let outcome = statement(held.connection()).await;
+            held.give_back(&outcome);
+            outcome
+        }
+        None => statement(&mut *pool.acquire().await?).await,
+    }
+}
+
 /// Whether the session a statement ran on is still usable after its `outcome`.
 fn session_goes_on<T>(outcome: &Result<T, sqlx::Error>) -> bool {
     match outcome {
@@ -154,16 +175,10 @@ pub struct PgReader<'a> {
 impl PgReader<'_> {
     /// Every row `query` returns.
     pub async fn fetch_all(&self, query: Query<'_, Postgres, PgArguments>) -> Result<Vec<PgRow>, sqlx::Error> {
-        let held = match self.kept {
-            Some(kept) => kept.take().await?,
-            None => None,
-        };
-        if let Some(mut held) = held {
-            let rows = query.fetch_all(held.connection()).await;
-            held.give_back(&rows);
-            return rows;
-        }
-        query.fetch_all(self.pool).await
+        one_statement(self.kept, self.pool, async |connection| {
+            query.fetch_all(connection).await
+        })
+        .await
     }
 }
 

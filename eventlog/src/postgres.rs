@@ -2,7 +2,7 @@
 
 use crate::event::{FoldRow, PreparedEvent};
 use crate::idempotency::{self, ClaimToken};
-use crate::kept_connections::KeptConnections;
+use crate::kept_connections::{self, KeptConnections};
 use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -81,19 +81,10 @@ pub(crate) async fn append(
     // (given back without sqlx's release ping: `crate::kept_connections`), or on one from
     // the pool when those are all in use.
     if claim.is_none() && rows.len() <= EVENTS_PER_STATEMENT {
-        let held = if let Some(connections) = connections {
-            connections.take().await?
-        } else {
-            None
-        };
-        let returned = match held {
-            Some(mut held) => {
-                let returned = insert(held.connection(), rows, metadata, recorded_at).await;
-                held.give_back(&returned);
-                returned
-            }
-            None => insert(pool, rows, metadata, recorded_at).await,
-        };
+        let returned = kept_connections::one_statement(connections, pool, async |connection| {
+            insert(connection, rows, metadata, recorded_at).await
+        })
+        .await;
         return positions(&returned.map_err(|e| conflict_or(e, streams))?);
     }
     // Under an Idempotency-Key (the events and the key's `applied` mark) or for a larger batch:
