@@ -125,21 +125,36 @@ async fn live_connections(log: &EventLog, person_id: &str) -> Result<Vec<(String
 /// The person index, once it holds every event committed before this call: an erasure must
 /// not miss a billing account opened a moment ago, and an export must not miss a stream.
 async fn fresh_index(app: &App) -> Result<(), AppError> {
+    caught_up(app, &["person_index"]).await
+}
+
+/// Returns once each of `projections` has applied every event committed before this call (at
+/// most the configured consistency wait; past it, the read model is behind: an error).
+async fn caught_up(app: &App, projections: &[&str]) -> Result<(), AppError> {
     let Some(head) = app.log.head_position().await? else {
         return Ok(());
     };
-    if app
-        .engine
-        .wait_for("person_index", head, app.config.consistency_wait)
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(AppError::ReadModelBehind {
-            projection: "person_index".into(),
-            position: head.to_string(),
-        })
+    for projection in projections {
+        if !app
+            .engine
+            .wait_for(projection, head, app.config.consistency_wait)
+            .await?
+        {
+            return Err(AppError::ReadModelBehind {
+                projection: (*projection).into(),
+                position: head.to_string(),
+            });
+        }
     }
+    Ok(())
+}
+
+/// The person's read-model rows, once the projections writing them hold every event committed
+/// before this call: an export shows the account just signed up. (An erasure's check reads the
+/// rows as they are: a row not written yet is sealed under the same destroyed key.)
+async fn person_rows(app: &App, person: &str) -> Result<Map<String, Value>, AppError> {
+    caught_up(app, &person_index::person_table_projections()).await?;
+    Ok(person_index::rows_about(app.log.db(), person).await?)
 }
 
 /// The billing accounts (Stripe customers: the account id is the customer id) `person_id` owns.
@@ -925,7 +940,7 @@ async fn count_readable(app: &App, person: &str) -> Result<(usize, usize), AppEr
 }
 
 async fn read_model_rows(app: &App, person: &str) -> Result<Map<String, Value>, AppError> {
-    let mut rows = Value::Object(person_index::rows_about(app.log.db(), person).await?);
+    let mut rows = Value::Object(person_rows(app, person).await?);
     open_all(&app.vault, &mut rows).await?;
     let Value::Object(mut tables) = rows else {
         return Err(AppError::Internal);

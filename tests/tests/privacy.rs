@@ -5,7 +5,8 @@
 //! certificate and chains verified); a restored pre-erasure key store does not bring them back;
 //! a restricted person's processing commands are refused one by one; support's requests wait
 //! for verification, fail on a processor and retry from the failed step; an auditor reading the
-//! certificate right after the erasure gets it even while the audit trail lags.
+//! certificate right after the erasure gets it even while the audit trail lags, and an access
+//! request opened right after signing up exports the account while its read model lags.
 
 use api::auth::Role;
 use reqwest::{Method, StatusCode};
@@ -928,6 +929,73 @@ async fn a_certificate_read_right_after_the_erasure_waits_for_the_read_model() {
     assert_eq!(
         certificates["certificates"][0]["certificate"], erased["erasure_certificate"]["certificate"],
         "{certificates}"
+    );
+    app.stop().await;
+}
+
+/// An access request opened right after signing up exports the account: the read-model step
+/// waits (bounded) until the projections writing the person's rows have applied every event
+/// committed before it. The `accounts` read model is held back by a lock on its checkpoint row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_request_right_after_signing_up_exports_the_account() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let standins = processors().await;
+    let mut extra = settings(&standins.uri());
+    // Far beyond the bound below: while held back, the step cannot give up either.
+    extra.push(("DYNAMOI_CONSISTENCY_WAIT_MS", "60000".into()));
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_on(db, &extra).await;
+    let eventlog::Db::Postgres(pool) = &app.db.db else {
+        panic!("a PostgreSQL test database")
+    };
+    // Hold the read model's checkpoint row: its next batch cannot commit until this ends.
+    let mut hold = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM projection_generations WHERE name = 'accounts' AND active FOR UPDATE")
+        .execute(&mut *hold)
+        .await
+        .expect("lock the checkpoint row");
+    let person = "quick-exporter-1";
+    sign_up(&app, person, NAME, EMAIL).await;
+    let me = app.token(person, Role::Person);
+    let base_url = app.base_url.clone();
+    let asked = me.clone();
+    let mut access = tokio::spawn(async move {
+        let answer = reqwest::Client::new()
+            .post(format!("{base_url}/v1/me/privacy-requests"))
+            .bearer_auth(asked)
+            .json(&json!({"kind": "access"}))
+            .send()
+            .await
+            .expect("the request is answered");
+        (answer.status(), answer.json::<Value>().await.expect("a JSON body"))
+    });
+    // While the read model is held back the request has no answer (before the fix it completed
+    // at once, its export without the account); a bound, not a sleep.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut access).await;
+    assert!(
+        early.is_err(),
+        "completed before the read model applied the sign-up: {early:?}"
+    );
+    hold.rollback().await.expect("release the checkpoint row");
+    let (status, access) = access.await.expect("the request task");
+    assert_eq!(status, StatusCode::CREATED, "{access}");
+    assert_eq!(access["state"], "completed", "{access}");
+    let (status, export) = app
+        .send(
+            &me,
+            Method::GET,
+            &format!(
+                "/v1/me/privacy-requests/{}/export",
+                access["request_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{export}");
+    assert_eq!(
+        export["read_models"]["accounts"][0]["name"], NAME,
+        "{}",
+        export["read_models"]
     );
     app.stop().await;
 }

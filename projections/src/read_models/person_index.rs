@@ -200,22 +200,32 @@ pub async fn subject_ids(db: &Db, person: &str, aggregate_type: &str) -> Result<
         .collect())
 }
 
-/// The read-model tables that hold rows about one person, and the column naming them.
-const PERSON_TABLES: &[(&str, &str)] = &[
-    ("accounts", "person_id"),
-    ("consent_current", "person_id"),
-    ("consent_history", "person_id"),
-    ("connections", "person_id"),
-    ("artist_access", "person_id"),
-    ("billing_accounts", "owner"),
-    ("privacy_requests", "person_id"),
+/// The read-model tables that hold rows about one person, the column naming them, and the
+/// projection that writes them.
+const PERSON_TABLES: &[(&str, &str, &str)] = &[
+    ("accounts", "person_id", "accounts"),
+    ("consent_current", "person_id", "consent_ledger"),
+    ("consent_history", "person_id", "consent_ledger"),
+    ("connections", "person_id", "connections"),
+    ("artist_access", "person_id", "artist_access"),
+    ("billing_accounts", "owner", "billing"),
+    ("privacy_requests", "person_id", "privacy_requests"),
 ];
+
+/// The projections whose tables [`rows_about`] reads, each once: what must have caught up
+/// before those rows are the whole story.
+pub fn person_table_projections() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = PERSON_TABLES.iter().map(|(_, _, projection)| *projection).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
 
 /// The person's read-model rows, per table, as JSON (sealed columns as stored): what the access
 /// export shows and what the erasure checks no longer opens.
 pub async fn rows_about(db: &Db, person: &str) -> Result<Map<String, Value>, ProjectionError> {
     let mut tables = Map::new();
-    for (table, column) in PERSON_TABLES {
+    for (table, column, _) in PERSON_TABLES {
         let sql = format!("SELECT * FROM {table} WHERE {column} = $1");
         let rows: Vec<Value> = dispatch!(db, Db, |pool| {
             sqlx::query(&sql)
