@@ -207,6 +207,57 @@ three_backends! {
 }
 
 three_backends! {
+    async fn loaded_states_hold_the_ids_asked_and_none_of_their_neighbours(db: TestDb) {
+        use domain::spend::{Reading, SpendEvent, SpendLedger};
+        let log = db.log();
+        let md = metadata("service:test");
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 3, d).expect("a date");
+        let record = |d: u32, spend_micros: i64| {
+            let reading = Reading {
+                date: day(d),
+                metrics: tests::spend_metrics(spend_micros, "USD"),
+                fetched_at: day(d).and_hms_opt(12, 0, 0).expect("noon").and_utc(),
+                source: "test".into(),
+            };
+            vec![NewEvent::from_domain(&SpendEvent::SpendRecorded(reading)).expect("serialisable")]
+        };
+        // Six days of one campaign's ledgers, two of another's, and a stream whose id sorts
+        // among the first campaign's days without being one of them.
+        for d in 1..=6 {
+            let id = SpendLedger::id("camp-a", "meta", day(d));
+            log.append(SpendLedger::TYPE, &id, 0, record(d, i64::from(d)), &md).await.expect("a day");
+        }
+        for d in 1..=2 {
+            let id = SpendLedger::id("camp-b", "meta", day(d));
+            log.append(SpendLedger::TYPE, &id, 0, record(d, 100 + i64::from(d)), &md).await.expect("b day");
+        }
+        let between = format!("{}x", SpendLedger::id("camp-a", "meta", day(3)));
+        log.append(SpendLedger::TYPE, &between, 0, record(3, 999), &md).await.expect("between");
+
+        // Asked with gaps (a family read as one range holds days not asked for), out of order,
+        // with ids that have no event.
+        let asked: Vec<String> = [("camp-a", 6), ("camp-b", 2), ("camp-a", 1), ("camp-a", 3), ("camp-a", 4), ("camp-a", 7), ("camp-c", 1)]
+            .iter()
+            .map(|(campaign, d)| SpendLedger::id(campaign, "meta", day(*d)))
+            .collect();
+        let states = log.load_states::<SpendLedger>(&asked).await.expect("states");
+        let mut held: Vec<&String> = states.keys().collect();
+        held.sort();
+        let mut expected: Vec<&String> = asked[..5].iter().collect();
+        expected.sort();
+        assert_eq!(held, expected, "{}: exactly the asked ids that have events", backend(&db));
+        for id in expected {
+            let mut folded = SpendLedger::default();
+            for event in log.load(SpendLedger::TYPE, id).await.expect("load") {
+                folded.apply(event.decode().expect("decodes"));
+            }
+            assert_eq!(states[id].state, folded, "{}: {id} is its own stream folded", backend(&db));
+            assert_eq!(states[id].sequence, 1);
+        }
+    }
+}
+
+three_backends! {
     async fn an_append_returns_the_position_of_its_last_event_as_the_feed_reports_it(db: TestDb) {
         let log = db.log();
         let md = metadata("service:test");
