@@ -1,7 +1,7 @@
 //! `ingest`: bulk spend ingestion of 10,000 readings (40 campaigns × 250 days, drafted through
 //! `EventLog::execute`) with `app::ingest::ingest`, against a raw COPY of the same readings into
 //! a plain table (typed columns, no index), the COPY text built inside the timing. Then the
-//! same batch again, against the first send: it must write nothing and take at most half the
+//! same batch again, against the first send: it must write nothing and take at most 0.3× the
 //! time. Every pair uses fresh campaigns, so every first send records 10,000 readings.
 
 use super::{postgres, size, Config};
