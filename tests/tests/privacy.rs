@@ -867,6 +867,56 @@ tests::both_backends!(
     }
 );
 
+/// The app with a consistency wait far beyond the tests' bound below: while a read model is
+/// held back, a read waiting for it cannot give up either, however loaded the machine.
+async fn app_waiting_long(db: TestDb, standins: &MockServer) -> TestApp {
+    let mut extra = settings(&standins.uri());
+    extra.push(("DYNAMOI_CONSISTENCY_WAIT_MS", "60000".into()));
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::spawn_on(db, &extra).await
+}
+
+/// Holds `projection`'s checkpoint row (PostgreSQL row lock): its next batch cannot commit
+/// until the returned transaction ends.
+async fn hold_back(app: &TestApp, projection: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let eventlog::Db::Postgres(pool) = &app.db.db else {
+        panic!("a PostgreSQL test database")
+    };
+    let mut hold = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM projection_generations WHERE name = $1 AND active FOR UPDATE")
+        .bind(projection)
+        .execute(&mut *hold)
+        .await
+        .expect("lock the checkpoint row");
+    hold
+}
+
+/// Sends a request in a task of its own, so that the test can check it has no answer yet.
+fn send_later(
+    app: &TestApp,
+    method: Method,
+    path: String,
+    token: String,
+    body: Option<Value>,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let url = format!("{}{path}", app.base_url);
+    tokio::spawn(async move {
+        let mut request = reqwest::Client::new().request(method, url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.expect("the request is answered");
+        (answer.status(), answer.json::<Value>().await.expect("a JSON body"))
+    })
+}
+
+/// Asserts that `task` has no answer within 300 ms: a bound, not a sleep; the request is given
+/// time to answer wrongly.
+async fn assert_unanswered(task: &mut tokio::task::JoinHandle<(StatusCode, Value)>, what: &str) {
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), task).await;
+    assert!(early.is_err(), "{what}: {early:?}");
+}
+
 /// An auditor reading a person's erasure certificate right after the erasure, with no
 /// `min_position`, gets it even while the `privacy_requests` read model has not applied it yet:
 /// the route waits (bounded) for the read model to reach the log's head before it answers 404.
@@ -875,24 +925,11 @@ tests::both_backends!(
 async fn a_certificate_read_right_after_the_erasure_waits_for_the_read_model() {
     let Some(db) = TestDb::postgres().await else { return };
     let standins = processors().await;
-    let mut extra = settings(&standins.uri());
-    // A consistency wait far beyond the test's bound below: while the read model is held back,
-    // the read cannot give up with a 404 either, however loaded the machine.
-    extra.push(("DYNAMOI_CONSISTENCY_WAIT_MS", "60000".into()));
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::spawn_on(db, &extra).await;
+    let app = app_waiting_long(db, &standins).await;
     let person = "late-reader-1";
     sign_up(&app, person, OTHER_NAME, OTHER_EMAIL).await;
     let auditor = app.token("auditor-1", Role::Auditor);
-    let eventlog::Db::Postgres(pool) = &app.db.db else {
-        panic!("a PostgreSQL test database")
-    };
-    // Hold the read model's checkpoint row: its next batch cannot commit until this ends.
-    let mut hold = pool.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM projection_generations WHERE name = 'privacy_requests' AND active FOR UPDATE")
-        .execute(&mut *hold)
-        .await
-        .expect("lock the checkpoint row");
+    let hold = hold_back(&app, "privacy_requests").await;
 
     let me = app.token(person, Role::Person);
     let (status, erased) = app
@@ -905,23 +942,15 @@ async fn a_certificate_read_right_after_the_erasure_waits_for_the_read_model() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{erased}");
     assert_eq!(erased["state"], "completed", "{erased}");
-    let base_url = app.base_url.clone();
-    let mut read = tokio::spawn(async move {
-        let answer = reqwest::Client::new()
-            .get(format!("{base_url}/v1/audit/people/{person}/erasure-certificates"))
-            .bearer_auth(auditor)
-            .send()
-            .await
-            .expect("the request is answered");
-        (answer.status(), answer.json::<Value>().await.expect("a JSON body"))
-    });
-    // While the read model is held back the read has no answer (before the fix it answered
-    // 404 at once); a bound, not a sleep: the read is given time to answer wrongly.
-    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut read).await;
-    assert!(
-        early.is_err(),
-        "answered before the read model applied the erasure: {early:?}"
+    let mut read = send_later(
+        &app,
+        Method::GET,
+        format!("/v1/audit/people/{person}/erasure-certificates"),
+        auditor,
+        None,
     );
+    // Before the fix it answered 404 at once.
+    assert_unanswered(&mut read, "answered before the read model applied the erasure").await;
     hold.rollback().await.expect("release the checkpoint row");
     let (status, certificates) = read.await.expect("the read task");
     assert_eq!(status, StatusCode::OK, "{certificates}");
@@ -940,42 +969,20 @@ async fn a_certificate_read_right_after_the_erasure_waits_for_the_read_model() {
 async fn an_access_request_right_after_signing_up_exports_the_account() {
     let Some(db) = TestDb::postgres().await else { return };
     let standins = processors().await;
-    let mut extra = settings(&standins.uri());
-    // Far beyond the bound below: while held back, the step cannot give up either.
-    extra.push(("DYNAMOI_CONSISTENCY_WAIT_MS", "60000".into()));
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::spawn_on(db, &extra).await;
-    let eventlog::Db::Postgres(pool) = &app.db.db else {
-        panic!("a PostgreSQL test database")
-    };
-    // Hold the read model's checkpoint row: its next batch cannot commit until this ends.
-    let mut hold = pool.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM projection_generations WHERE name = 'accounts' AND active FOR UPDATE")
-        .execute(&mut *hold)
-        .await
-        .expect("lock the checkpoint row");
+    let app = app_waiting_long(db, &standins).await;
+    let hold = hold_back(&app, "accounts").await;
     let person = "quick-exporter-1";
     sign_up(&app, person, NAME, EMAIL).await;
     let me = app.token(person, Role::Person);
-    let base_url = app.base_url.clone();
-    let asked = me.clone();
-    let mut access = tokio::spawn(async move {
-        let answer = reqwest::Client::new()
-            .post(format!("{base_url}/v1/me/privacy-requests"))
-            .bearer_auth(asked)
-            .json(&json!({"kind": "access"}))
-            .send()
-            .await
-            .expect("the request is answered");
-        (answer.status(), answer.json::<Value>().await.expect("a JSON body"))
-    });
-    // While the read model is held back the request has no answer (before the fix it completed
-    // at once, its export without the account); a bound, not a sleep.
-    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut access).await;
-    assert!(
-        early.is_err(),
-        "completed before the read model applied the sign-up: {early:?}"
+    let mut access = send_later(
+        &app,
+        Method::POST,
+        "/v1/me/privacy-requests".into(),
+        me.clone(),
+        Some(json!({"kind": "access"})),
     );
+    // Before the fix it completed at once, its export without the account.
+    assert_unanswered(&mut access, "completed before the read model applied the sign-up").await;
     hold.rollback().await.expect("release the checkpoint row");
     let (status, access) = access.await.expect("the request task");
     assert_eq!(status, StatusCode::CREATED, "{access}");
