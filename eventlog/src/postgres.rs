@@ -234,9 +234,10 @@ pub(crate) async fn load_many(
 /// row handed to `each` as it arrives: the caller decodes one row while the server is still
 /// reading the next ones.
 ///
-/// Ids of one family (the text up to their last `.`: a campaign's ledgers, `campaign.platform.day`)
-/// are read as one range of the primary key, from the first asked to the last, instead of one
-/// index descent each; a row in a range that was not asked for is skipped before it is decoded.
+/// Ids of one family (the text up to their last `.`, then a day: a campaign's ledgers,
+/// `campaign.platform.day`; [`same_family`]) are read as one range of the primary key, from the
+/// first asked to the last, instead of one index descent each; a row in a range that was not
+/// asked for is skipped before it is decoded.
 /// When ranges would not save half the descents, the ids are probed one by one (`= ANY`).
 pub(crate) async fn load_fold_rows<T>(
     pool: &PgPool,
@@ -260,7 +261,8 @@ pub(crate) async fn load_fold_rows<T>(
         sqlx::query(
             "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload::text AS payload, \
              e.chain_hash FROM unnest($2::text[], $3::text[]) AS family(low, high) \
-             JOIN LATERAL (SELECT * FROM events WHERE aggregate_type = $1 \
+             JOIN LATERAL (SELECT aggregate_id, sequence, event_type, event_version, payload, chain_hash \
+             FROM events WHERE aggregate_type = $1 \
              AND aggregate_id BETWEEN family.low AND family.high OFFSET 0) e ON true",
         )
         .bind(aggregate_type)
@@ -288,19 +290,36 @@ pub(crate) async fn load_fold_rows<T>(
 }
 
 /// The ranges (first, last) covering sorted, distinct `ids`, one per family: consecutive ids
-/// that share the text up to their last `.`. An id without `.` is a range of its own.
+/// of [`same_family`]. Any other id is a range of its own (an equality).
 fn family_ranges(ids: &[String]) -> Vec<(&str, &str)> {
-    fn family(id: &str) -> Option<&str> {
-        id.rfind('.').map(|end| &id[..=end])
-    }
     let mut ranges: Vec<(&str, &str)> = Vec::new();
     for id in ids {
         match ranges.last_mut() {
-            Some((low, high)) if family(id).is_some() && family(low) == family(id) => *high = id,
+            Some((low, high)) if same_family(low, id) => *high = id,
             _ => ranges.push((id, id)),
         }
     }
     ranges
+}
+
+/// Whether `a` and `b` share the text up to their last `.` and what follows in each is ASCII
+/// digits and `-` in the same places (a day: `2026-03-01`). Such ids sort the same under every
+/// collation the database may use (digits sort alike everywhere, and same-shaped suffixes differ
+/// only in digits), so a range from the first to the last, which PostgreSQL reads in its own
+/// collation's order, holds every one between them that was asked for. Ids `.`-free or with
+/// other text after their last `.` (whose order a collation may change) are not ranged.
+fn same_family(a: &str, b: &str) -> bool {
+    let (Some(a_dot), Some(b_dot)) = (a.rfind('.'), b.rfind('.')) else {
+        return false;
+    };
+    let (a_suffix, b_suffix) = (&a.as_bytes()[a_dot + 1..], &b.as_bytes()[b_dot + 1..]);
+    a[..a_dot] == b[..b_dot]
+        && !a_suffix.is_empty()
+        && a_suffix.len() == b_suffix.len()
+        && a_suffix
+            .iter()
+            .zip(b_suffix)
+            .all(|(x, y)| (x.is_ascii_digit() && y.is_ascii_digit()) || (*x == b'-' && *y == b'-'))
 }
 
 pub(crate) async fn load(
@@ -404,13 +423,17 @@ mod tests {
     use super::family_ranges;
 
     #[test]
-    fn ids_are_ranged_by_the_text_up_to_their_last_dot() {
+    fn ids_are_ranged_by_the_text_up_to_their_last_dot_when_a_day_follows() {
         let ids: Vec<String> = [
             "a",
             "c1.meta.2026-03-01",
             "c1.meta.2026-03-04",
             "c1.tiktok.2026-03-01",
             "c2.meta.2026-03-02",
+            "c3.x.A",
+            "c3.x.b",
+            "c4.x.1-2",
+            "c4.x.12-",
             "plain",
         ]
         .map(String::from)
@@ -422,6 +445,11 @@ mod tests {
                 ("c1.meta.2026-03-01", "c1.meta.2026-03-04"),
                 ("c1.tiktok.2026-03-01", "c1.tiktok.2026-03-01"),
                 ("c2.meta.2026-03-02", "c2.meta.2026-03-02"),
+                // A collation may order these otherwise than their bytes: one probe each.
+                ("c3.x.A", "c3.x.A"),
+                ("c3.x.b", "c3.x.b"),
+                ("c4.x.1-2", "c4.x.1-2"),
+                ("c4.x.12-", "c4.x.12-"),
                 ("plain", "plain"),
             ]
         );
