@@ -112,6 +112,12 @@ impl App {
         let position: Position = raw
             .parse()
             .map_err(|e| AppError::InvalidInput(format!("min_position: {e}")))?;
+        self.wait_until_applied(projection, position).await
+    }
+
+    /// Waits (bounded by the configured consistency wait) until `projection` has applied the
+    /// event at `position`; past the wait, the read model is behind (an error).
+    pub async fn wait_until_applied(&self, projection: &str, position: Position) -> Result<(), AppError> {
         if self
             .engine
             .wait_for(projection, position, self.config.consistency_wait)

@@ -135,16 +135,7 @@ async fn caught_up(app: &App, projections: &[&str]) -> Result<(), AppError> {
         return Ok(());
     };
     for projection in projections {
-        if !app
-            .engine
-            .wait_for(projection, head, app.config.consistency_wait)
-            .await?
-        {
-            return Err(AppError::ReadModelBehind {
-                projection: (*projection).into(),
-                position: head.to_string(),
-            });
-        }
+        app.wait_until_applied(projection, head).await?;
     }
     Ok(())
 }

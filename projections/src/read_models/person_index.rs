@@ -200,32 +200,37 @@ pub async fn subject_ids(db: &Db, person: &str, aggregate_type: &str) -> Result<
         .collect())
 }
 
-/// The read-model tables that hold rows about one person, the column naming them, and the
-/// projection that writes them.
-const PERSON_TABLES: &[(&str, &str, &str)] = &[
-    ("accounts", "person_id", "accounts"),
-    ("consent_current", "person_id", "consent_ledger"),
-    ("consent_history", "person_id", "consent_ledger"),
-    ("connections", "person_id", "connections"),
-    ("artist_access", "person_id", "artist_access"),
-    ("billing_accounts", "owner", "billing"),
-    ("privacy_requests", "person_id", "privacy_requests"),
+/// The read-model tables that hold rows about one person, and the column naming them.
+const PERSON_TABLES: &[(&str, &str)] = &[
+    ("accounts", "person_id"),
+    ("consent_current", "person_id"),
+    ("consent_history", "person_id"),
+    ("connections", "person_id"),
+    ("artist_access", "person_id"),
+    ("billing_accounts", "owner"),
+    ("privacy_requests", "person_id"),
 ];
 
-/// The projections whose tables [`rows_about`] reads, each once: what must have caught up
-/// before those rows are the whole story.
+/// The projections whose tables (`Projection::tables`) [`rows_about`] reads: what must have
+/// caught up before those rows are the whole story.
 pub fn person_table_projections() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = PERSON_TABLES.iter().map(|(_, _, projection)| *projection).collect();
-    names.sort_unstable();
-    names.dedup();
-    names
+    crate::all()
+        .iter()
+        .filter(|projection| {
+            projection
+                .tables()
+                .iter()
+                .any(|table| PERSON_TABLES.iter().any(|(person_table, _)| person_table == table))
+        })
+        .map(|projection| projection.name())
+        .collect()
 }
 
 /// The person's read-model rows, per table, as JSON (sealed columns as stored): what the access
 /// export shows and what the erasure checks no longer opens.
 pub async fn rows_about(db: &Db, person: &str) -> Result<Map<String, Value>, ProjectionError> {
     let mut tables = Map::new();
-    for (table, column, _) in PERSON_TABLES {
+    for (table, column) in PERSON_TABLES {
         let sql = format!("SELECT * FROM {table} WHERE {column} = $1");
         let rows: Vec<Value> = dispatch!(db, Db, |pool| {
             sqlx::query(&sql)
@@ -256,4 +261,32 @@ pub async fn rows_about(db: &Db, person: &str) -> Result<Map<String, Value>, Pro
         tables.insert((*table).to_string(), Value::Array(rows));
     }
     Ok(tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{person_table_projections, PERSON_TABLES};
+
+    #[test]
+    fn every_person_table_is_written_by_a_projection_the_export_waits_for() {
+        let waited = person_table_projections();
+        for (table, _) in PERSON_TABLES {
+            let writer = crate::all()
+                .into_iter()
+                .find(|projection| projection.tables().contains(table))
+                .unwrap_or_else(|| panic!("no projection writes {table}"));
+            assert!(waited.contains(&writer.name()), "{table}");
+        }
+        assert_eq!(
+            waited,
+            [
+                "accounts",
+                "consent_ledger",
+                "connections",
+                "artist_access",
+                "billing",
+                "privacy_requests"
+            ]
+        );
+    }
 }
