@@ -10,13 +10,15 @@
 //! - one round trip for a dashboard's read (access check and days in one statement), with no
 //!   release ping;
 //! - one checkpoint write per projection batch, in the batch's own transaction, on a rebuild
-//!   and on the live workers.
+//!   and on the live workers;
+//! - live workers woken by one commit read the feed once between them, not once each.
 //!
 //! Each test makes and drops its own PostgreSQL database. When PostgreSQL is unreachable they
 //! fail; outside CI `DYNAMOI_TEST_SKIP_POSTGRES=1` skips them; under `CI=true` they always fail.
 
 use bench::scenarios::counters::{
-    run_commands, run_dashboard_reads, run_live, run_rebuild, writes_read_model, Tapped, CHECKPOINT_WRITE,
+    run_commands, run_dashboard_reads, run_live, run_one_wake, run_rebuild, writes_read_model, Tapped,
+    CHECKPOINT_WRITE, FEED_READ,
 };
 use bench::wire::{Recording, Transaction};
 
@@ -250,4 +252,26 @@ async fn live_workers_write_one_checkpoint_per_batch() {
         .filter(|s| writes_read_model(s))
         .count();
     assert_eq!(outside, 0);
+}
+
+/// Every worker reads the same feed: the ten woken by one commit share a read (the engine's
+/// `read_feed_shared`). Before, each made its own (ten reads, then ten more finding the feed
+/// empty); one read serves all of them, and a second at most, if a worker's read of the empty
+/// feed after the first commit happened to follow the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_workers_woken_by_one_commit_read_the_feed_once_between_them() {
+    let Some(tapped) = tapped().await else { return };
+    let recording = run_one_wake(&tapped).await.unwrap();
+    let batches = recording.executions_of(CHECKPOINT_WRITE);
+    assert_eq!(
+        batches,
+        projections::all().len(),
+        "each projection applied the draft in one batch"
+    );
+    let reads = recording.executions_of(FEED_READ);
+    assert!(
+        (1..=2).contains(&reads),
+        "{reads} feed reads for {batches} batches\n{}",
+        breakdown(&recording)
+    );
 }

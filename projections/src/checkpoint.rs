@@ -285,11 +285,52 @@ pub struct Step<'a> {
     pub events: i64,
     pub state: &'a str,
     pub now: DateTime<Utc>,
+    /// PostgreSQL: the lock the runner must still hold for the step to be taken.
+    pub fence: Option<LockFence>,
+}
+
+/// Who must hold a projection's lock for a batch to apply (PostgreSQL): the lock's key and the
+/// backend pid of the session that took it. A lost session (a restart) frees the lock for
+/// another instance, which may be running the projection now.
+#[derive(Clone, Copy, Debug)]
+pub struct LockFence {
+    pub key: i64,
+    pub pid: i32,
+}
+
+/// The condition "session `$pid` holds the advisory lock `($classid, $objid)`", with the
+/// parameter numbers given.
+fn lock_held_condition(pid: u8, classid: u8, objid: u8) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND pid = ${pid} AND classid::bigint = ${classid} AND objid::bigint = ${objid} AND objsubid = 1)"
+    )
+}
+
+impl LockFence {
+    /// The lock's key as `pg_locks` shows it: (classid, objid).
+    fn parts(&self) -> (i64, i64) {
+        let key = self.key as u64;
+        ((key >> 32) as i64, (key & 0xffff_ffff) as i64)
+    }
+
+    /// Whether the session that took the lock still holds it.
+    pub async fn is_held(&self, conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+        let (classid, objid) = self.parts();
+        sqlx::query_scalar(&format!("SELECT {}", lock_held_condition(1, 2, 3)))
+            .bind(self.pid)
+            .bind(classid)
+            .bind(objid)
+            .fetch_one(conn)
+            .await
+    }
 }
 
 /// Moves a generation's checkpoint from `step.from` to `step.to` inside the batch's
 /// transaction. Returns false, changing nothing, when the checkpoint is no longer at `from` or
-/// the generation was retired: another runner got there first, and this batch must not be applied.
+/// the generation was retired (another runner got there first), or when `step.fence` names a
+/// lock its session no longer holds: this batch must not be applied. The lock is checked by the
+/// same statement, so a batch costs no round trip for it.
 pub fn advance<'a, 'b: 'a>(
     tx: &'a mut ReadTx<'b>,
     name: &'a str,
@@ -302,15 +343,21 @@ pub fn advance<'a, 'b: 'a>(
         events,
         state,
         now,
+        fence,
     } = step;
     Box::pin(async move {
-        let sql = "UPDATE projection_generations \
+        let mut sql = "UPDATE projection_generations \
                SET checkpoint_commit = $4, checkpoint_global = $5, events_applied = events_applied + $6, \
                    state = $7, last_error = NULL, error_position = NULL, updated_at = $8 \
                WHERE name = $1 AND generation = $2 AND state <> 'retired' \
-                 AND checkpoint_commit = $3 AND checkpoint_global = $9";
+                 AND checkpoint_commit = $3 AND checkpoint_global = $9"
+            .to_string();
+        let fence = fence.filter(|_| matches!(tx, ReadTx::Postgres(_)));
+        if fence.is_some() {
+            sql = format!("{sql} AND {}", lock_held_condition(10, 11, 12));
+        }
         let result = dispatch!(tx, ReadTx, |conn| {
-            sqlx::query(sql)
+            let mut query = sqlx::query(&sql)
                 .bind(name)
                 .bind(generation)
                 .bind(from.commit)
@@ -319,10 +366,12 @@ pub fn advance<'a, 'b: 'a>(
                 .bind(events)
                 .bind(state)
                 .bind(stamp(now))
-                .bind(from.global)
-                .execute(&mut **conn)
-                .await?
-                .rows_affected()
+                .bind(from.global);
+            if let Some(fence) = fence {
+                let (classid, objid) = fence.parts();
+                query = query.bind(fence.pid).bind(classid).bind(objid);
+            }
+            query.execute(&mut **conn).await?.rows_affected()
         });
         Ok(result == 1)
     })

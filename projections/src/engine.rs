@@ -1,7 +1,7 @@
 //! The engine: one catch-up worker per projection, their status, read-your-writes waiting,
 //! and blue/green rebuilds.
 
-use crate::checkpoint::{self, Generation, REBUILDING, RUNNING, STALLED};
+use crate::checkpoint::{self, Generation, LockFence as Fence, REBUILDING, RUNNING, STALLED};
 use crate::projection::{Projection, ProjectionError, ReadTx};
 use chrono::Utc;
 use eventlog::{Db, EventLog, Position, StoredEvent};
@@ -93,10 +93,26 @@ struct Inner {
     log: EventLog,
     projections: Vec<Arc<dyn Projection>>,
     config: EngineConfig,
-    /// Bumped after every batch any worker here commits; read-your-writes waiters watch it.
-    progress: watch::Sender<u64>,
+    /// One per projection (in `projections`' order), bumped after every batch its worker here
+    /// commits and when a rebuilt generation takes over; read-your-writes waiters watch it.
+    progress: Vec<watch::Sender<u64>>,
     shutdown: CancellationToken,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// The last feed read a tailing worker made, which the others reuse: every worker reads the
+    /// same feed, and they all wake on the same commit.
+    shared_read: tokio::sync::Mutex<Option<SharedRead>>,
+}
+
+/// One read of the feed, kept for the other tailing workers.
+struct SharedRead {
+    /// The position the read started after.
+    after: Position,
+    /// The log's commit count (`EventLog::subscribe`) when the read began: every commit this
+    /// process had made by then is in it (their transactions had ended, so the horizon was past them).
+    commits_seen: u64,
+    events: Arc<Vec<StoredEvent>>,
+    /// The read returned fewer events than its limit: it reached the feed's horizon.
+    reached_horizon: bool,
 }
 
 enum Mode {
@@ -123,25 +139,18 @@ enum BatchOutcome {
     LockLost,
 }
 
-/// Who must hold a projection's lock for a batch to apply: the lock's key and the backend pid
-/// of the session that took it (checked inside the batch's transaction).
-#[derive(Clone, Copy, Debug)]
-struct Fence {
-    key: i64,
-    pid: i32,
-}
-
 impl Engine {
     /// An engine over `log` for these projections. Nothing runs until [`Engine::start`].
     pub fn new(log: EventLog, projections: Vec<Arc<dyn Projection>>, config: EngineConfig) -> Engine {
         Engine {
             inner: Arc::new(Inner {
                 log,
+                progress: projections.iter().map(|_| watch::channel(0).0).collect(),
                 projections,
                 config,
-                progress: watch::channel(0).0,
                 shutdown: CancellationToken::new(),
                 workers: Mutex::new(Vec::new()),
+                shared_read: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -200,19 +209,48 @@ impl Engine {
     /// Waits, at most `timeout`, until projection `name` has applied the event at `position`.
     /// Returns whether it has.
     pub async fn wait_for(&self, name: &str, position: Position, timeout: Duration) -> Result<bool, ProjectionError> {
+        Ok(self.wait_for_checkpoint(name, position, timeout).await?.is_some())
+    }
+
+    /// Waits, at most `timeout`, until projection `name`'s active checkpoint is at or past
+    /// `position`, and returns the checkpoint it read then (`None` past the timeout).
+    pub async fn wait_for_checkpoint(
+        &self,
+        name: &str,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<Option<Position>, ProjectionError> {
         let deadline = Instant::now() + timeout;
-        let mut progress = self.inner.progress.subscribe();
+        let mut progress = self
+            .inner
+            .projections
+            .iter()
+            .position(|p| p.name() == name)
+            .map(|index| self.inner.progress[index].subscribe());
         loop {
-            if checkpoint::active_checkpoint(self.db(), name).await? >= position {
-                return Ok(true);
+            let checkpoint = checkpoint::active_checkpoint(self.db(), name).await?;
+            if checkpoint >= position {
+                return Ok(Some(checkpoint));
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(false);
+                return Ok(None);
             }
-            // The in-process signal usually wakes us; the short sleep covers other processes.
+            // This projection's batches here wake us; the short nap covers other processes.
             let nap = (deadline - now).min(Duration::from_millis(50));
-            let _ = tokio::time::timeout(nap, progress.changed()).await;
+            match progress.as_mut() {
+                Some(progress) => {
+                    let _ = tokio::time::timeout(nap, progress.changed()).await;
+                }
+                None => tokio::time::sleep(nap).await,
+            }
+        }
+    }
+
+    /// Wakes the read-your-writes waiters of `projection`.
+    fn signal_progress(inner: &Inner, projection: &dyn Projection) {
+        if let Some(index) = inner.projections.iter().position(|p| p.name() == projection.name()) {
+            inner.progress[index].send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -336,7 +374,7 @@ impl Engine {
             }
         }
         checkpoint::take_over(&db, projection.as_ref(), generation.generation, self.inner.log.now()).await?;
-        self.inner.progress.send_modify(|n| *n = n.wrapping_add(1));
+        Engine::signal_progress(&self.inner, projection.as_ref());
         Ok(RebuildReport {
             generation: generation.generation,
             events: done,
@@ -503,7 +541,7 @@ async fn run_worker(inner: Arc<Inner>, projection: Arc<dyn Projection>) {
                             generation = generation.generation,
                             "rebuilt generation took over"
                         );
-                        inner.progress.send_modify(|n| *n = n.wrapping_add(1));
+                        Engine::signal_progress(&inner, projection.as_ref());
                     }
                 }
             }
@@ -542,12 +580,26 @@ async fn run_generation(
     } else {
         REBUILDING
     };
+    // After a poll tick the feed is read afresh: other processes' commits are not counted.
+    let mut poll_tick = false;
     loop {
         if inner.shutdown.is_cancelled() {
             return Outcome::Shutdown;
         }
-        let events = match inner.log.read_feed(generation.checkpoint, limit).await {
-            Ok(events) => events,
+        let commits_seen = *appended.borrow_and_update();
+        let shareable = matches!(mode, Mode::Tail) && limit == inner.config.batch_size && !poll_tick;
+        poll_tick = false;
+        let read = if shareable {
+            read_feed_shared(inner, generation.checkpoint, limit, commits_seen).await
+        } else {
+            inner
+                .log
+                .read_feed(generation.checkpoint, limit)
+                .await
+                .map(|events| (Arc::new(events), 0))
+        };
+        let (feed, start) = match read {
+            Ok(read) => read,
             Err(error) => {
                 tracing::warn!(projection = name, %error, "reading the feed failed");
                 if sleep_or_shutdown(inner, backoff).await {
@@ -557,6 +609,7 @@ async fn run_generation(
                 continue;
             }
         };
+        let events = &feed[start..];
         if events.is_empty() {
             if let Mode::UntilCaughtUp = mode {
                 return Outcome::CaughtUp;
@@ -575,6 +628,7 @@ async fn run_generation(
                 _ = inner.shutdown.cancelled() => return Outcome::Shutdown,
                 _ = appended.changed() => {}
                 _ = tokio::time::sleep(inner.config.poll_interval) => {
+                    poll_tick = true;
                     match checkpoint::load(db, name, generation.generation).await {
                         Ok(Some(row)) if row.state == checkpoint::RETIRED => return Outcome::Retired,
                         Ok(Some(row)) => generation.checkpoint = generation.checkpoint.max(row.checkpoint),
@@ -585,7 +639,7 @@ async fn run_generation(
             }
             continue;
         }
-        match apply_batch(inner, projection, &generation, &events, healthy, fence).await {
+        match apply_batch(inner, projection, &generation, events, healthy, fence).await {
             Ok(BatchOutcome::LockLost) => return Outcome::LockLost,
             Ok(BatchOutcome::Applied) => {
                 generation.checkpoint = events.last().expect("non-empty").position;
@@ -593,7 +647,7 @@ async fn run_generation(
                 backoff = inner.config.backoff_initial;
                 metrics::counter!("dynamoi_projection_events_applied_total", "projection" => name)
                     .increment(events.len() as u64);
-                inner.progress.send_modify(|n| *n = n.wrapping_add(1));
+                Engine::signal_progress(inner, projection);
             }
             Ok(BatchOutcome::Moved) => match checkpoint::load(db, name, generation.generation).await {
                 Ok(Some(row)) if row.state != checkpoint::RETIRED => generation = row,
@@ -637,6 +691,39 @@ async fn run_generation(
     }
 }
 
+/// The feed after `after`, from the last read another tailing worker made when it can stand for
+/// a read of our own, else read now (and kept for the others). It can when it began after after
+/// every commit this worker has been told of (`commits_seen`), started at or before `after`, and
+/// either holds events after `after` or reached the horizon: the feed below a horizon never
+/// changes, so its events after `after` are exactly what a read of our own would return first.
+/// Returns the events and the index of the first one after `after`.
+async fn read_feed_shared(
+    inner: &Inner,
+    after: Position,
+    limit: usize,
+    commits_seen: u64,
+) -> Result<(Arc<Vec<StoredEvent>>, usize), eventlog::LogError> {
+    // Held while reading, so workers woken by the same commit wait for one read, not make ten.
+    let mut shared = inner.shared_read.lock().await;
+    if let Some(read) = shared.as_ref() {
+        if read.commits_seen >= commits_seen && read.after <= after {
+            let start = read.events.partition_point(|event| event.position <= after);
+            if start < read.events.len() || read.reached_horizon {
+                return Ok((read.events.clone(), start));
+            }
+        }
+    }
+    let commits_seen = *inner.log.subscribe().borrow();
+    let events = Arc::new(inner.log.read_feed(after, limit).await?);
+    *shared = Some(SharedRead {
+        after,
+        commits_seen,
+        reached_horizon: events.len() < limit,
+        events: events.clone(),
+    });
+    Ok((events, 0))
+}
+
 /// Applies one batch and moves the checkpoint, in one transaction.
 ///
 /// Boxed so that callers' futures stay `Send` for every lifetime: sqlx's executor impls on
@@ -667,40 +754,31 @@ fn apply_batch<'a>(
                         events: count,
                         state,
                         now: inner.log.now(),
+                        fence,
                     },
                 )
                 .await?;
                 if moved {
+                    // Not taken: tell a lost lock from a checkpoint another runner moved.
+                    let lock_lost = match (&mut read_tx, fence) {
+                        (ReadTx::Postgres(conn), Some(fence)) => !fence.is_held(conn).await?,
+                        _ => false,
+                    };
+                    let outcome = if lock_lost {
+                        BatchOutcome::LockLost
+                    } else {
+                        BatchOutcome::Moved
+                    };
                     tx.rollback().await?;
-                    return Ok(BatchOutcome::Moved);
+                    return Ok(outcome);
                 }
                 projection.apply(&mut read_tx, &target, events).await?;
                 tx.commit().await?;
             }};
         }
         match inner.log.db() {
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                if let Some(fence) = fence {
-                    // The lock must still be held by the session that took it: a lost session
-                    // (a restart) frees it for another instance, which may be running now.
-                    let key = fence.key as u64;
-                    let held: bool = sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                         AND pid = $1 AND classid::bigint = $2 AND objid::bigint = $3 AND objsubid = 1)",
-                    )
-                    .bind(fence.pid)
-                    .bind((key >> 32) as i64)
-                    .bind((key & 0xffff_ffff) as i64)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if !held {
-                        tx.rollback().await?;
-                        return Ok(BatchOutcome::LockLost);
-                    }
-                }
-                in_transaction!(tx, Postgres)
-            }
+            // The lock is checked by the checkpoint's move, the transaction's first statement.
+            Db::Postgres(pool) => in_transaction!(pool.begin().await?, Postgres),
             // IMMEDIATE: take the write lock up front, so the transaction never fails half-way on
             // a lock upgrade.
             Db::Sqlite(pool) => in_transaction!(pool.begin_with("BEGIN IMMEDIATE").await?, Sqlite),

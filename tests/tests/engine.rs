@@ -409,6 +409,55 @@ three_backends! {
 }
 
 three_backends! {
+    /// Tailing workers woken by the same commit share one read of the feed when they can
+    /// (`read_feed_shared`). With no poll to fall back on (an hour), a shared read that was stale
+    /// for one of them would leave it idle with events waiting: here four writers commit at once
+    /// while four projections, in batches of ten, follow; each must apply every event, once.
+    async fn workers_sharing_feed_reads_miss_no_commit(db: TestDb) {
+        let log = db.log();
+        let names = ["shared_a", "shared_b", "shared_c", "shared_d"];
+        let engine = Engine::new(
+            log.clone(),
+            names.iter().map(|name| Counter::new(name, 1).arc()).collect(),
+            EngineConfig {
+                poll_interval: Duration::from_secs(3600),
+                ..config(10)
+            },
+        );
+        engine.prepare().await.expect("prepare");
+        engine.start();
+        let (a, b, c, d) = tokio::join!(
+            append_round_robin(&log, "Shared", &["w-1"], 25),
+            append_round_robin(&log, "Shared", &["w-2"], 25),
+            append_round_robin(&log, "Shared", &["w-3"], 25),
+            append_round_robin(&log, "Shared", &["w-4"], 25),
+        );
+        let last = [a, b, c, d]
+            .iter()
+            .map(|events| events.last().expect("events").position)
+            .max()
+            .expect("four writers");
+        let mut events: Vec<StoredEvent> = feed_through(&log, last)
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "Shared")
+            .collect();
+        assert_eq!(events.len(), 100);
+        // As `applied` lists them.
+        events.sort_by_key(|e| e.position.global);
+        for name in names {
+            assert!(
+                engine.wait_for(name, last, BOUND).await.expect("wait_for"),
+                "{name} applied the last commit without a poll"
+            );
+            assert_eq!(applied(&db.db, &format!("{name}_applied")).await, id_strings(&events), "{name}");
+            assert_eq!(counts(&db.db, &format!("{name}_counts")).await, expected_counts(&events, 1), "{name}");
+        }
+        engine.shutdown().await;
+    }
+}
+
+three_backends! {
     async fn a_poison_event_stalls_only_its_own_projection(db: TestDb) {
         let log = db.log();
         let md = EventMetadata::system();

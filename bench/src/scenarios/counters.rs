@@ -174,6 +174,46 @@ pub async fn run_rebuild(
     })
 }
 
+/// The SQL that reads the feed (`eventlog::EventLog::read_feed` on PostgreSQL).
+pub const FEED_READ: &str = "ORDER BY transaction_id, global_position LIMIT";
+
+/// Starts every projection's worker (no poll: an hour), runs one draft and waits until every
+/// projection has applied it, then records the wire while a second draft is applied by all;
+/// returns that recording. Every worker is woken by the second commit.
+pub async fn run_one_wake(tapped: &Tapped) -> anyhow::Result<Recording> {
+    let engine = Engine::new(
+        tapped.log.clone(),
+        projections::all(),
+        EngineConfig {
+            poll_interval: Duration::from_secs(3600),
+            ..EngineConfig::default()
+        },
+    );
+    engine.prepare().await?;
+    engine.catch_up().await?;
+    engine.start();
+    let metadata = fixtures::metadata();
+    for round in 0..2 {
+        if round == 1 {
+            tapped.tap.reset();
+        }
+        let outcome = tapped
+            .log
+            .execute::<Campaign>(&fixtures::new_id(), fixtures::draft_command("bench-artist"), &metadata)
+            .await?;
+        let position = outcome.position.expect("a draft appends");
+        for name in engine.names() {
+            anyhow::ensure!(
+                engine.wait_for(name, position, Duration::from_secs(30)).await?,
+                "{name} did not apply the draft"
+            );
+        }
+    }
+    let recording = tapped.tap.recording();
+    engine.shutdown().await;
+    Ok(recording)
+}
+
 /// Starts every projection's worker, runs `commands` drafts while they tail the feed, waits
 /// until every projection has applied the last, stops them; returns the wire's recording.
 pub async fn run_live(tapped: &Tapped, commands: usize, batch_size: usize) -> anyhow::Result<Recording> {

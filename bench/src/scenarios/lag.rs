@@ -85,13 +85,7 @@ async fn ours_run(
     let lags: Arc<Mutex<Vec<Duration>>> = Arc::default();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let observer = {
-        let (engine, db, pending, lags, done) = (
-            engine.clone(),
-            log.db().clone(),
-            pending.clone(),
-            lags.clone(),
-            done.clone(),
-        );
+        let (engine, pending, lags, done) = (engine.clone(), pending.clone(), lags.clone(), done.clone());
         tokio::spawn(async move {
             loop {
                 let oldest = pending.lock().expect("never poisoned").keys().next().copied();
@@ -102,10 +96,12 @@ async fn ours_run(
                     tokio::time::sleep(Duration::from_micros(200)).await;
                     continue;
                 };
-                if !engine.wait_for("dashboards", oldest, Duration::from_secs(30)).await? {
+                let Some(checkpoint) = engine
+                    .wait_for_checkpoint("dashboards", oldest, Duration::from_secs(30))
+                    .await?
+                else {
                     anyhow::bail!("the dashboards projection did not reach {oldest} within 30 s");
-                }
-                let checkpoint = projections::checkpoint::active_checkpoint(&db, "dashboards").await?;
+                };
                 let now = Instant::now();
                 let mut pending = pending.lock().expect("never poisoned");
                 let later = pending.split_off(&Position {
