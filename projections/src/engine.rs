@@ -103,6 +103,15 @@ struct Inner {
     shared_read: tokio::sync::Mutex<Option<SharedRead>>,
 }
 
+impl Inner {
+    /// Wakes the read-your-writes waiters of `projection`.
+    fn signal_progress(&self, projection: &dyn Projection) {
+        if let Some(index) = self.projections.iter().position(|p| p.name() == projection.name()) {
+            self.progress[index].send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
 /// One read of the feed, kept for the other tailing workers.
 struct SharedRead {
     /// The position the read started after.
@@ -247,13 +256,6 @@ impl Engine {
         }
     }
 
-    /// Wakes the read-your-writes waiters of `projection`.
-    fn signal_progress(inner: &Inner, projection: &dyn Projection) {
-        if let Some(index) = inner.projections.iter().position(|p| p.name() == projection.name()) {
-            inner.progress[index].send_modify(|n| *n = n.wrapping_add(1));
-        }
-    }
-
     /// The status of every projection, from the database (so it is true across processes).
     pub async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
         let mut out = Vec::new();
@@ -374,7 +376,7 @@ impl Engine {
             }
         }
         checkpoint::take_over(&db, projection.as_ref(), generation.generation, self.inner.log.now()).await?;
-        Engine::signal_progress(&self.inner, projection.as_ref());
+        self.inner.signal_progress(projection.as_ref());
         Ok(RebuildReport {
             generation: generation.generation,
             events: done,
@@ -541,7 +543,7 @@ async fn run_worker(inner: Arc<Inner>, projection: Arc<dyn Projection>) {
                             generation = generation.generation,
                             "rebuilt generation took over"
                         );
-                        Engine::signal_progress(&inner, projection.as_ref());
+                        inner.signal_progress(projection.as_ref());
                     }
                 }
             }
@@ -647,7 +649,7 @@ async fn run_generation(
                 backoff = inner.config.backoff_initial;
                 metrics::counter!("dynamoi_projection_events_applied_total", "projection" => name)
                     .increment(events.len() as u64);
-                Engine::signal_progress(inner, projection);
+                inner.signal_progress(projection);
             }
             Ok(BatchOutcome::Moved) => match checkpoint::load(db, name, generation.generation).await {
                 Ok(Some(row)) if row.state != checkpoint::RETIRED => generation = row,
@@ -692,7 +694,7 @@ async fn run_generation(
 }
 
 /// The feed after `after`, from the last read another tailing worker made when it can stand for
-/// a read of our own, else read now (and kept for the others). It can when it began after after
+/// a read of our own, else read now (and kept for the others). It can when it began after
 /// every commit this worker has been told of (`commits_seen`), started at or before `after`, and
 /// either holds events after `after` or reached the horizon: the feed below a horizon never
 /// changes, so its events after `after` are exactly what a read of our own would return first.
