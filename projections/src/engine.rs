@@ -584,12 +584,15 @@ async fn run_generation(
     };
     // After a poll tick the feed is read afresh: other processes' commits are not counted.
     let mut poll_tick = false;
+    // Whether the last read reached the feed's horizon. A worker still catching up reads on its
+    // own: its full batches could serve no worker at the head, and they would wait behind them.
+    let mut at_head = false;
     loop {
         if inner.shutdown.is_cancelled() {
             return Outcome::Shutdown;
         }
         let commits_seen = *appended.borrow_and_update();
-        let shareable = matches!(mode, Mode::Tail) && limit == inner.config.batch_size && !poll_tick;
+        let shareable = matches!(mode, Mode::Tail) && limit == inner.config.batch_size && !poll_tick && at_head;
         poll_tick = false;
         let read = if shareable {
             read_feed_shared(inner, generation.checkpoint, limit, commits_seen).await
@@ -598,9 +601,17 @@ async fn run_generation(
                 .log
                 .read_feed(generation.checkpoint, limit)
                 .await
-                .map(|events| (Arc::new(events), 0))
+                .map(|events| FeedRead {
+                    reached_horizon: events.len() < limit,
+                    events: Arc::new(events),
+                    start: 0,
+                })
         };
-        let (feed, start) = match read {
+        let FeedRead {
+            events: feed,
+            start,
+            reached_horizon,
+        } = match read {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!(projection = name, %error, "reading the feed failed");
@@ -611,6 +622,7 @@ async fn run_generation(
                 continue;
             }
         };
+        at_head = reached_horizon;
         let events = &feed[start..];
         if events.is_empty() {
             if let Mode::UntilCaughtUp = mode {
@@ -698,32 +710,49 @@ async fn run_generation(
 /// every commit this worker has been told of (`commits_seen`), started at or before `after`, and
 /// either holds events after `after` or reached the horizon: the feed below a horizon never
 /// changes, so its events after `after` are exactly what a read of our own would return first.
-/// Returns the events and the index of the first one after `after`.
 async fn read_feed_shared(
     inner: &Inner,
     after: Position,
     limit: usize,
     commits_seen: u64,
-) -> Result<(Arc<Vec<StoredEvent>>, usize), eventlog::LogError> {
+) -> Result<FeedRead, eventlog::LogError> {
     // Held while reading, so workers woken by the same commit wait for one read, not make ten.
     let mut shared = inner.shared_read.lock().await;
     if let Some(read) = shared.as_ref() {
         if read.commits_seen >= commits_seen && read.after <= after {
             let start = read.events.partition_point(|event| event.position <= after);
             if start < read.events.len() || read.reached_horizon {
-                return Ok((read.events.clone(), start));
+                return Ok(FeedRead {
+                    events: read.events.clone(),
+                    start,
+                    reached_horizon: read.reached_horizon,
+                });
             }
         }
     }
     let commits_seen = *inner.log.subscribe().borrow();
     let events = Arc::new(inner.log.read_feed(after, limit).await?);
+    let reached_horizon = events.len() < limit;
     *shared = Some(SharedRead {
         after,
         commits_seen,
-        reached_horizon: events.len() < limit,
+        reached_horizon,
         events: events.clone(),
     });
-    Ok((events, 0))
+    Ok(FeedRead {
+        events,
+        start: 0,
+        reached_horizon,
+    })
+}
+
+/// What a worker's read of the feed gave it.
+struct FeedRead {
+    events: Arc<Vec<StoredEvent>>,
+    /// The index of the first event after the worker's checkpoint.
+    start: usize,
+    /// The read stopped at the feed's horizon, not at its limit.
+    reached_horizon: bool,
 }
 
 /// Applies one batch and moves the checkpoint, in one transaction.
