@@ -326,6 +326,17 @@ impl LockFence {
     }
 }
 
+/// The checkpoint's move (`advance`), conditional on where it was read.
+const ADVANCE: &str = "UPDATE projection_generations \
+       SET checkpoint_commit = $4, checkpoint_global = $5, events_applied = events_applied + $6, \
+           state = $7, last_error = NULL, error_position = NULL, updated_at = $8 \
+       WHERE name = $1 AND generation = $2 AND state <> 'retired' \
+         AND checkpoint_commit = $3 AND checkpoint_global = $9";
+
+/// [`ADVANCE`], also conditional on a lock's session still holding it.
+static ADVANCE_FENCED: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{ADVANCE} AND {}", lock_held_condition(10, 11, 12)));
+
 /// Moves a generation's checkpoint from `step.from` to `step.to` inside the batch's
 /// transaction. Returns false, changing nothing, when the checkpoint is no longer at `from` or
 /// the generation was retired (another runner got there first), or when `step.fence` names a
@@ -346,18 +357,10 @@ pub fn advance<'a, 'b: 'a>(
         fence,
     } = step;
     Box::pin(async move {
-        let mut sql = "UPDATE projection_generations \
-               SET checkpoint_commit = $4, checkpoint_global = $5, events_applied = events_applied + $6, \
-                   state = $7, last_error = NULL, error_position = NULL, updated_at = $8 \
-               WHERE name = $1 AND generation = $2 AND state <> 'retired' \
-                 AND checkpoint_commit = $3 AND checkpoint_global = $9"
-            .to_string();
         let fence = fence.filter(|_| matches!(tx, ReadTx::Postgres(_)));
-        if fence.is_some() {
-            sql = format!("{sql} AND {}", lock_held_condition(10, 11, 12));
-        }
+        let sql: &str = if fence.is_some() { &ADVANCE_FENCED } else { ADVANCE };
         let result = dispatch!(tx, ReadTx, |conn| {
-            let mut query = sqlx::query(&sql)
+            let mut query = sqlx::query(sql)
                 .bind(name)
                 .bind(generation)
                 .bind(from.commit)

@@ -104,11 +104,27 @@ struct Inner {
 }
 
 impl Inner {
+    /// The signal read-your-writes waiters of projection `name` watch.
+    fn progress_of(&self, name: &str) -> Option<&watch::Sender<u64>> {
+        let index = self.projections.iter().position(|p| p.name() == name)?;
+        Some(&self.progress[index])
+    }
+
     /// Wakes the read-your-writes waiters of `projection`.
     fn signal_progress(&self, projection: &dyn Projection) {
-        if let Some(index) = self.projections.iter().position(|p| p.name() == projection.name()) {
-            self.progress[index].send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(progress) = self.progress_of(projection.name()) {
+            progress.send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// Reads the feed after `after` for this worker alone.
+    async fn read_feed(&self, after: Position, limit: usize) -> Result<FeedRead, eventlog::LogError> {
+        let events = self.log.read_feed(after, limit).await?;
+        Ok(FeedRead {
+            reached_horizon: events.len() < limit,
+            events: Arc::new(events),
+            start: 0,
+        })
     }
 }
 
@@ -230,12 +246,7 @@ impl Engine {
         timeout: Duration,
     ) -> Result<Option<Position>, ProjectionError> {
         let deadline = Instant::now() + timeout;
-        let mut progress = self
-            .inner
-            .projections
-            .iter()
-            .position(|p| p.name() == name)
-            .map(|index| self.inner.progress[index].subscribe());
+        let mut progress = self.inner.progress_of(name).map(watch::Sender::subscribe);
         loop {
             let checkpoint = checkpoint::active_checkpoint(self.db(), name).await?;
             if checkpoint >= position {
@@ -597,15 +608,7 @@ async fn run_generation(
         let read = if shareable {
             read_feed_shared(inner, generation.checkpoint, limit, commits_seen).await
         } else {
-            inner
-                .log
-                .read_feed(generation.checkpoint, limit)
-                .await
-                .map(|events| FeedRead {
-                    reached_horizon: events.len() < limit,
-                    events: Arc::new(events),
-                    start: 0,
-                })
+            inner.read_feed(generation.checkpoint, limit).await
         };
         let FeedRead {
             events: feed,
@@ -731,19 +734,14 @@ async fn read_feed_shared(
         }
     }
     let commits_seen = *inner.log.subscribe().borrow();
-    let events = Arc::new(inner.log.read_feed(after, limit).await?);
-    let reached_horizon = events.len() < limit;
+    let read = inner.read_feed(after, limit).await?;
     *shared = Some(SharedRead {
         after,
         commits_seen,
-        reached_horizon,
-        events: events.clone(),
+        reached_horizon: read.reached_horizon,
+        events: read.events.clone(),
     });
-    Ok(FeedRead {
-        events,
-        start: 0,
-        reached_horizon,
-    })
+    Ok(read)
 }
 
 /// What a worker's read of the feed gave it.
