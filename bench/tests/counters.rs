@@ -11,14 +11,16 @@
 //!   release ping;
 //! - one checkpoint write per projection batch, in the batch's own transaction, on a rebuild
 //!   and on the live workers;
-//! - live workers woken by one commit read the feed once between them, not once each.
+//! - live workers woken by one commit read the feed once between them, not once each;
+//! - a live worker opens no transaction for a batch holding nothing its projection reads: it
+//!   stores the checkpoint later, in one statement.
 //!
 //! Each test makes and drops its own PostgreSQL database. When PostgreSQL is unreachable they
 //! fail; outside CI `DYNAMOI_TEST_SKIP_POSTGRES=1` skips them; under `CI=true` they always fail.
 
 use bench::scenarios::counters::{
-    run_commands, run_dashboard_reads, run_live, run_one_wake, run_rebuild, writes_read_model, Tapped,
-    CHECKPOINT_WRITE, FEED_READ,
+    run_commands, run_dashboard_reads, run_draft_read_by_some, run_live, run_one_wake, run_rebuild, writes_read_model,
+    Tapped, CHECKPOINT_WRITE, FEED_READ,
 };
 use bench::wire::{Recording, Transaction};
 
@@ -241,7 +243,8 @@ async fn live_workers_write_one_checkpoint_per_batch() {
     let recording = run_live(&tapped, 40, 1000).await.unwrap();
     let transactions = recording.transactions();
     let batches = assert_one_checkpoint_per_batch_transaction(&transactions);
-    // Every projection applied at least one batch (each reads every event).
+    // Every projection moved its checkpoint at least once: the four that read a draft in batch
+    // transactions, the others (when waited for) in one statement each.
     assert!(batches >= projections::all().len(), "{batches} batches");
     assert_eq!(recording.executions_of(CHECKPOINT_WRITE), batches);
     // And no read-model write happened outside a batch transaction.
@@ -274,4 +277,53 @@ async fn live_workers_woken_by_one_commit_read_the_feed_once_between_them() {
         "{reads} feed reads for {batches} batches\n{}",
         breakdown(&recording)
     );
+}
+
+/// A campaign draft is read by four projections; the other six open no transaction for it
+/// (the engine holds their checkpoints' moves back): the draft's batches are four transactions
+/// with one checkpoint write each. A waiter on one of the six then has its move stored, in one
+/// statement outside any transaction. Before, all ten ran a batch transaction per wake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_workers_open_no_transaction_for_a_batch_they_read_nothing_of() {
+    let Some(tapped) = tapped().await else { return };
+    let draft = run_draft_read_by_some(&tapped).await.unwrap();
+    let mut readers = draft.readers.clone();
+    readers.sort();
+    assert_eq!(readers, ["billing", "dashboards", "person_index", "stream_index"]);
+
+    let transactions = draft.until_read.transactions();
+    assert_eq!(
+        assert_one_checkpoint_per_batch_transaction(&transactions),
+        readers.len(),
+        "{}",
+        breakdown(&draft.until_read)
+    );
+    assert_eq!(draft.until_read.executions_of(CHECKPOINT_WRITE), readers.len());
+    let opened = transactions
+        .iter()
+        .filter(|tx| tx.statements.first().is_some_and(|s| s.trim() == "BEGIN"))
+        .count();
+    assert_eq!(
+        opened,
+        readers.len(),
+        "transactions opened until the readers applied the draft"
+    );
+
+    let others = projections::all().len() - readers.len();
+    assert_eq!(draft.until_stored.executions_of(CHECKPOINT_WRITE), others);
+    for tx in draft.until_stored.transactions() {
+        assert!(
+            tx.statements.iter().all(|s| !writes_read_model(s)),
+            "no read-model write: {:?}",
+            tx.statements
+        );
+        if tx.statements.iter().any(|s| s.contains(CHECKPOINT_WRITE)) {
+            assert_eq!(
+                tx.statements.len(),
+                1,
+                "the move alone, no transaction: {:?}",
+                tx.statements
+            );
+        }
+    }
 }

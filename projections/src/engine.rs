@@ -26,6 +26,10 @@ pub struct EngineConfig {
     pub backoff_max: Duration,
     /// How often a worker waiting for another instance's lock (PostgreSQL) tries again.
     pub standby_retry: Duration,
+    /// How long a live worker may hold back its checkpoint's move over batches holding no event
+    /// it reads ([`Projection::reads`]) before storing it. Such a batch writes no table, so it
+    /// opens no transaction; a read-your-writes waiter here has the move stored at once.
+    pub checkpoint_delay: Duration,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +40,7 @@ impl Default for EngineConfig {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             standby_retry: Duration::from_secs(2),
+            checkpoint_delay: Duration::from_millis(100),
         }
     }
 }
@@ -93,9 +98,8 @@ struct Inner {
     log: EventLog,
     projections: Vec<Arc<dyn Projection>>,
     config: EngineConfig,
-    /// One per projection (in `projections`' order), bumped after every batch its worker here
-    /// commits and when a rebuilt generation takes over; read-your-writes waiters watch it.
-    progress: Vec<watch::Sender<u64>>,
+    /// One per projection (in `projections`' order).
+    signals: Vec<Signals>,
     shutdown: CancellationToken,
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// The last feed read a tailing worker made, which the others reuse: every worker reads the
@@ -103,17 +107,29 @@ struct Inner {
     shared_read: tokio::sync::Mutex<Option<SharedRead>>,
 }
 
+/// What one projection's worker here and its read-your-writes waiters tell each other.
+struct Signals {
+    /// Bumped after every batch the worker commits and when a rebuilt generation takes over;
+    /// waiters watch it.
+    progress: watch::Sender<u64>,
+    /// The position the latest waiter found the stored checkpoint short of: when a move the
+    /// worker holds back reaches it, the worker stores the move at once (see
+    /// [`EngineConfig::checkpoint_delay`]). The latest, not the furthest: a position that never
+    /// comes (a `min_position` past the feed) is replaced by the next waiter's.
+    store_now: watch::Sender<Position>,
+}
+
 impl Inner {
-    /// The signal read-your-writes waiters of projection `name` watch.
-    fn progress_of(&self, name: &str) -> Option<&watch::Sender<u64>> {
+    /// The signals of projection `name`.
+    fn signals_of(&self, name: &str) -> Option<&Signals> {
         let index = self.projections.iter().position(|p| p.name() == name)?;
-        Some(&self.progress[index])
+        Some(&self.signals[index])
     }
 
     /// Wakes the read-your-writes waiters of `projection`.
     fn signal_progress(&self, projection: &dyn Projection) {
-        if let Some(progress) = self.progress_of(projection.name()) {
-            progress.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(signals) = self.signals_of(projection.name()) {
+            signals.progress.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -170,7 +186,13 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 log,
-                progress: projections.iter().map(|_| watch::channel(0).0).collect(),
+                signals: projections
+                    .iter()
+                    .map(|_| Signals {
+                        progress: watch::channel(0).0,
+                        store_now: watch::channel(Position::START).0,
+                    })
+                    .collect(),
                 projections,
                 config,
                 shutdown: CancellationToken::new(),
@@ -246,7 +268,8 @@ impl Engine {
         timeout: Duration,
     ) -> Result<Option<Position>, ProjectionError> {
         let deadline = Instant::now() + timeout;
-        let mut progress = self.inner.progress_of(name).map(watch::Sender::subscribe);
+        let signals = self.inner.signals_of(name);
+        let mut progress = signals.map(|signals| signals.progress.subscribe());
         loop {
             let checkpoint = checkpoint::active_checkpoint(self.db(), name).await?;
             if checkpoint >= position {
@@ -255,6 +278,10 @@ impl Engine {
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
+            }
+            // A move the worker holds back may already cover `position`: have it stored.
+            if let Some(signals) = signals {
+                signals.store_now.send_replace(position);
             }
             // This projection's batches here wake us; the short nap covers other processes.
             let nap = (deadline - now).min(Duration::from_millis(50));
@@ -369,7 +396,16 @@ impl Engine {
             if events.is_empty() {
                 break;
             }
-            match apply_batch(&self.inner, projection.as_ref(), &generation, &events, REBUILDING, None).await? {
+            match apply_batch(
+                &self.inner,
+                projection.as_ref(),
+                &generation,
+                &Batch::of(&events),
+                REBUILDING,
+                None,
+            )
+            .await?
+            {
                 BatchOutcome::Applied => {
                     done += events.len() as u64;
                     generation.checkpoint = events.last().expect("non-empty").position;
@@ -426,7 +462,16 @@ impl Engine {
                     break;
                 };
                 let last = last.position;
-                match apply_batch(&self.inner, projection.as_ref(), &generation, &events, RUNNING, None).await? {
+                match apply_batch(
+                    &self.inner,
+                    projection.as_ref(),
+                    &generation,
+                    &Batch::of(&events),
+                    RUNNING,
+                    None,
+                )
+                .await?
+                {
                     BatchOutcome::Applied => generation.checkpoint = last,
                     BatchOutcome::Moved | BatchOutcome::LockLost => {
                         generation = checkpoint::load(self.db(), projection.name(), generation.generation)
@@ -585,6 +630,7 @@ async fn run_generation(
     let name = projection.name();
     let db = inner.log.db();
     let mut appended = inner.log.subscribe();
+    let mut store_now = inner.signals_of(name).map(|signals| signals.store_now.subscribe());
     let mut limit = inner.config.batch_size;
     let mut backoff = inner.config.backoff_initial;
     // The state a healthy batch leaves: a fresh generation is rebuilding until first caught up.
@@ -598,17 +644,23 @@ async fn run_generation(
     // Whether the last read reached the feed's horizon. A worker still catching up reads on its
     // own: its full batches could serve no worker at the head, and they would wait behind them.
     let mut at_head = false;
+    // The checkpoint's move over batches this projection reads nothing of, not stored yet (live
+    // workers only): stored with the next batch it reads, when a waiter asks, or once it is
+    // `checkpoint_delay` old.
+    let mut held: Option<HeldMove> = None;
     loop {
         if inner.shutdown.is_cancelled() {
+            store_before_stopping(inner, projection, &generation, held, healthy, fence).await;
             return Outcome::Shutdown;
         }
         let commits_seen = *appended.borrow_and_update();
         let shareable = matches!(mode, Mode::Tail) && limit == inner.config.batch_size && !poll_tick && at_head;
         poll_tick = false;
+        let after = held.as_ref().map_or(generation.checkpoint, |held| held.to);
         let read = if shareable {
-            read_feed_shared(inner, generation.checkpoint, limit, commits_seen).await
+            read_feed_shared(inner, after, limit, commits_seen).await
         } else {
-            inner.read_feed(generation.checkpoint, limit).await
+            inner.read_feed(after, limit).await
         };
         let FeedRead {
             events: feed,
@@ -626,7 +678,8 @@ async fn run_generation(
             }
         };
         at_head = reached_horizon;
-        let events = &feed[start..];
+        // The events this commit folds; none when it only stores a held move.
+        let mut events = &feed[start..];
         if events.is_empty() {
             if let Mode::UntilCaughtUp = mode {
                 return Outcome::CaughtUp;
@@ -639,38 +692,79 @@ async fn run_generation(
                     tracing::warn!(projection = name, %error, "could not record the running state");
                 }
             }
-            // Idle: wake on an in-process commit, a poll tick, or shutdown; then make sure this
-            // generation was not replaced by a rebuild from another process.
-            tokio::select! {
-                _ = inner.shutdown.cancelled() => return Outcome::Shutdown,
-                _ = appended.changed() => {}
+            // Idle: wake on an in-process commit, a poll tick, a held move falling due, or
+            // shutdown; on a poll tick make sure this generation was not replaced by a rebuild
+            // from another process.
+            let store_held = tokio::select! {
+                _ = inner.shutdown.cancelled() => {
+                    store_before_stopping(inner, projection, &generation, held, healthy, fence).await;
+                    return Outcome::Shutdown;
+                }
+                _ = appended.changed() => false,
+                _ = held_move_due(held.as_ref(), generation.checkpoint, store_now.as_mut(), inner.config.checkpoint_delay), if held.is_some() => true,
                 _ = tokio::time::sleep(inner.config.poll_interval) => {
                     poll_tick = true;
                     match checkpoint::load(db, name, generation.generation).await {
                         Ok(Some(row)) if row.state == checkpoint::RETIRED => return Outcome::Retired,
-                        Ok(Some(row)) => generation.checkpoint = generation.checkpoint.max(row.checkpoint),
+                        Ok(Some(row)) => {
+                            if row.checkpoint > generation.checkpoint {
+                                // Moved by someone else: read on from there.
+                                generation.checkpoint = row.checkpoint;
+                                held = None;
+                            }
+                        }
                         Ok(None) => return Outcome::Retired,
                         Err(error) => tracing::warn!(projection = name, %error, "could not read the checkpoint"),
                     }
+                    false
                 }
+            };
+            if !store_held {
+                continue;
             }
-            continue;
+        } else if matches!(mode, Mode::Tail) && !events.iter().any(|event| projection.reads(event)) {
+            // Nothing here for this projection: hold the move back instead of a transaction.
+            let move_ = held.get_or_insert_with(|| HeldMove {
+                to: after,
+                events: 0,
+                since: Instant::now(),
+            });
+            move_.to = events.last().expect("non-empty").position;
+            move_.events += events.len() as i64;
+            let asked = store_now
+                .as_ref()
+                .is_some_and(|store_now| move_.covers(*store_now.borrow(), generation.checkpoint));
+            if !asked && move_.since.elapsed() < inner.config.checkpoint_delay {
+                continue;
+            }
+            events = &[];
         }
-        match apply_batch(inner, projection, &generation, events, healthy, fence).await {
+        let batch = Batch {
+            to: events
+                .last()
+                .map_or_else(|| held.as_ref().map_or(after, |held| held.to), |e| e.position),
+            events: held.as_ref().map_or(0, |held| held.events) + events.len() as i64,
+            fold: events,
+        };
+        match apply_batch(inner, projection, &generation, &batch, healthy, fence).await {
             Ok(BatchOutcome::LockLost) => return Outcome::LockLost,
             Ok(BatchOutcome::Applied) => {
-                generation.checkpoint = events.last().expect("non-empty").position;
+                generation.checkpoint = batch.to;
+                held = None;
                 limit = inner.config.batch_size;
                 backoff = inner.config.backoff_initial;
                 metrics::counter!("dynamoi_projection_events_applied_total", "projection" => name)
-                    .increment(events.len() as u64);
+                    .increment(batch.events as u64);
                 inner.signal_progress(projection);
             }
-            Ok(BatchOutcome::Moved) => match checkpoint::load(db, name, generation.generation).await {
-                Ok(Some(row)) if row.state != checkpoint::RETIRED => generation = row,
-                Ok(_) => return Outcome::Retired,
-                Err(error) => tracing::warn!(projection = name, %error, "could not reload the checkpoint"),
-            },
+            Ok(BatchOutcome::Moved) => {
+                held = None;
+                match checkpoint::load(db, name, generation.generation).await {
+                    Ok(Some(row)) if row.state != checkpoint::RETIRED => generation = row,
+                    Ok(_) => return Outcome::Retired,
+                    Err(error) => tracing::warn!(projection = name, %error, "could not reload the checkpoint"),
+                }
+            }
             Err(error) => {
                 let position = match &error {
                     ProjectionError::Event { position, .. } => Some(*position),
@@ -697,7 +791,8 @@ async fn run_generation(
                 }
                 metrics::counter!("dynamoi_projection_errors_total", "projection" => name).increment(1);
                 // Apply one event at a time until past the failure, so every good event before
-                // the poison one takes effect and the error names the exact event.
+                // the poison one takes effect and the error names the exact event. A held move
+                // stays held: it is stored with the next commit.
                 limit = 1;
                 if sleep_or_shutdown(inner, backoff).await {
                     return Outcome::Shutdown;
@@ -705,6 +800,73 @@ async fn run_generation(
                 backoff = (backoff * 2).min(inner.config.backoff_max);
             }
         }
+    }
+}
+
+/// A live worker's checkpoint move over batches its projection reads nothing of, not stored yet.
+struct HeldMove {
+    /// The last position those batches held.
+    to: Position,
+    /// How many events they held.
+    events: i64,
+    /// When the first of them was read.
+    since: Instant,
+}
+
+impl HeldMove {
+    /// Whether storing this move takes the `stored` checkpoint to `wanted`, which it is short of.
+    fn covers(&self, wanted: Position, stored: Position) -> bool {
+        stored < wanted && wanted <= self.to
+    }
+}
+
+/// Resolves when a held move falls due: `delay` after its first batch, or when a waiter wants a
+/// position it covers.
+async fn held_move_due(
+    held: Option<&HeldMove>,
+    stored: Position,
+    store_now: Option<&mut watch::Receiver<Position>>,
+    delay: Duration,
+) {
+    let Some(held) = held else {
+        return std::future::pending().await;
+    };
+    let due = tokio::time::sleep_until((held.since + delay).into());
+    let asked = async {
+        match store_now {
+            // An error: the engine (the sender) is gone; only the delay is left.
+            Some(store_now) => {
+                if store_now.wait_for(|wanted| held.covers(*wanted, stored)).await.is_err() {
+                    std::future::pending::<()>().await
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = due => {}
+        _ = asked => {}
+    }
+}
+
+/// Stores a held move before the worker stops. Best effort: a move not stored only makes the
+/// next worker read again events this projection does not read.
+async fn store_before_stopping(
+    inner: &Inner,
+    projection: &dyn Projection,
+    generation: &Generation,
+    held: Option<HeldMove>,
+    state: &str,
+    fence: Option<Fence>,
+) {
+    let Some(held) = held else { return };
+    let batch = Batch {
+        to: held.to,
+        events: held.events,
+        fold: &[],
+    };
+    if let Err(error) = apply_batch(inner, projection, generation, &batch, state, fence).await {
+        tracing::warn!(projection = projection.name(), %error, "could not store the checkpoint before stopping");
     }
 }
 
@@ -753,7 +915,28 @@ struct FeedRead {
     reached_horizon: bool,
 }
 
-/// Applies one batch and moves the checkpoint, in one transaction.
+/// What one commit of a worker moves its checkpoint to, and what it folds.
+struct Batch<'a> {
+    to: Position,
+    /// The events the move passes over, folded or not.
+    events: i64,
+    /// The events to fold; none: the move alone, one statement outside any transaction.
+    fold: &'a [StoredEvent],
+}
+
+impl<'a> Batch<'a> {
+    /// A batch that folds every one of `events` (not empty).
+    fn of(events: &'a [StoredEvent]) -> Batch<'a> {
+        Batch {
+            to: events.last().expect("batches are never empty").position,
+            events: events.len() as i64,
+            fold: events,
+        }
+    }
+}
+
+/// Applies one batch and moves the checkpoint, in one transaction; a batch with nothing to
+/// fold moves the checkpoint in one statement.
 ///
 /// Boxed so that callers' futures stay `Send` for every lifetime: sqlx's executor impls on
 /// `&mut Connection` otherwise trip the compiler's higher-ranked lifetime check in `spawn`.
@@ -761,56 +944,68 @@ fn apply_batch<'a>(
     inner: &'a Inner,
     projection: &'a dyn Projection,
     generation: &'a Generation,
-    events: &'a [StoredEvent],
+    batch: &'a Batch<'a>,
     state: &'a str,
     fence: Option<Fence>,
 ) -> Pin<Box<dyn Future<Output = Result<BatchOutcome, ProjectionError>> + Send + 'a>> {
     Box::pin(async move {
-        let last = events.last().expect("batches are never empty").position;
-        let count = events.len() as i64;
         let target = generation.target();
+        let step = checkpoint::Step {
+            from: generation.checkpoint,
+            to: batch.to,
+            events: batch.events,
+            state,
+            now: inner.log.now(),
+            fence,
+        };
+        // The checkpoint's move (which also checks the lock); when refused, why.
+        macro_rules! refused {
+            ($read_tx:expr) => {{
+                if checkpoint::advance(&mut $read_tx, projection.name(), generation.generation, step).await? {
+                    None
+                } else {
+                    // Not taken: tell a lost lock from a checkpoint another runner moved.
+                    let lock_lost = match (&mut $read_tx, fence) {
+                        (ReadTx::Postgres(conn), Some(fence)) => !fence.is_held(conn).await?,
+                        _ => false,
+                    };
+                    Some(if lock_lost {
+                        BatchOutcome::LockLost
+                    } else {
+                        BatchOutcome::Moved
+                    })
+                }
+            }};
+        }
         macro_rules! in_transaction {
             ($tx:expr, $variant:ident) => {{
                 let mut tx = $tx;
                 let mut read_tx = ReadTx::$variant(&mut *tx);
-                let moved = !checkpoint::advance(
-                    &mut read_tx,
-                    projection.name(),
-                    generation.generation,
-                    checkpoint::Step {
-                        from: generation.checkpoint,
-                        to: last,
-                        events: count,
-                        state,
-                        now: inner.log.now(),
-                        fence,
-                    },
-                )
-                .await?;
-                if moved {
-                    // Not taken: tell a lost lock from a checkpoint another runner moved.
-                    let lock_lost = match (&mut read_tx, fence) {
-                        (ReadTx::Postgres(conn), Some(fence)) => !fence.is_held(conn).await?,
-                        _ => false,
-                    };
-                    let outcome = if lock_lost {
-                        BatchOutcome::LockLost
-                    } else {
-                        BatchOutcome::Moved
-                    };
+                if let Some(outcome) = refused!(read_tx) {
                     tx.rollback().await?;
                     return Ok(outcome);
                 }
-                projection.apply(&mut read_tx, &target, events).await?;
+                projection.apply(&mut read_tx, &target, batch.fold).await?;
                 tx.commit().await?;
             }};
         }
-        match inner.log.db() {
+        macro_rules! alone {
+            ($pool:expr, $variant:ident) => {{
+                let mut connection = $pool.acquire().await?;
+                let mut read_tx = ReadTx::$variant(&mut *connection);
+                if let Some(outcome) = refused!(read_tx) {
+                    return Ok(outcome);
+                }
+            }};
+        }
+        match (inner.log.db(), batch.fold.is_empty()) {
             // The lock is checked by the checkpoint's move, the transaction's first statement.
-            Db::Postgres(pool) => in_transaction!(pool.begin().await?, Postgres),
+            (Db::Postgres(pool), false) => in_transaction!(pool.begin().await?, Postgres),
             // IMMEDIATE: take the write lock up front, so the transaction never fails half-way on
             // a lock upgrade.
-            Db::Sqlite(pool) => in_transaction!(pool.begin_with("BEGIN IMMEDIATE").await?, Sqlite),
+            (Db::Sqlite(pool), false) => in_transaction!(pool.begin_with("BEGIN IMMEDIATE").await?, Sqlite),
+            (Db::Postgres(pool), true) => alone!(pool, Postgres),
+            (Db::Sqlite(pool), true) => alone!(pool, Sqlite),
         }
         Ok(BatchOutcome::Applied)
     })

@@ -16,6 +16,19 @@ pub trait Projection: Send + Sync + 'static {
     /// The DDL of one generation's tables (from `migrations/read_models`); `{g}` is replaced
     /// by the generation suffix, e.g. `_g3`.
     fn schema(&self, dialect: Dialect) -> &'static str;
+    /// The aggregate types whose events this projection folds; `None` (the default): it may
+    /// fold any event. The engine stores no transaction for a batch with none of these types:
+    /// it moves the checkpoint later, with no table to write (see [`Projection::reads`]).
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+    /// Whether this projection folds `event`: its aggregate type is one of
+    /// [`Projection::aggregate_types`]. Projections filter their batches with it, so what the
+    /// engine skips and what `apply` folds are one list.
+    fn reads(&self, event: &StoredEvent) -> bool {
+        self.aggregate_types()
+            .is_none_or(|types| types.contains(&event.aggregate_type.as_str()))
+    }
     /// Applies a batch of events (in feed order, all of them, relevant or not) inside the
     /// transaction that will also store the checkpoint. It must not commit, and must not cause
     /// any effect outside the transaction.

@@ -52,6 +52,9 @@ struct Counter {
     /// Events of this type cannot be applied: the projection stalls on them.
     poison: Option<&'static str>,
     fault: Option<Fault>,
+    /// The aggregate types it reads (`Projection::aggregate_types`); `None`: every event.
+    reads: Option<&'static [&'static str]>,
+    /// Calls of `apply`.
     batches: AtomicUsize,
 }
 
@@ -77,8 +80,14 @@ impl Counter {
             weight: 1,
             poison: None,
             fault: None,
+            reads: None,
             batches: AtomicUsize::new(0),
         }
+    }
+
+    fn reading(mut self, aggregate_types: &'static [&'static str]) -> Counter {
+        self.reads = Some(aggregate_types);
+        self
     }
 
     fn weight(mut self, weight: i64) -> Counter {
@@ -119,6 +128,10 @@ impl Projection for Counter {
         self.schema
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        self.reads
+    }
+
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let batch = self.batches.fetch_add(1, Ordering::SeqCst);
         let fault = self.fault.as_ref().filter(|f| f.batch == batch);
@@ -130,7 +143,7 @@ impl Projection for Counter {
             "INSERT INTO {counts} (aggregate_id, events) VALUES ($1, $2) \
              ON CONFLICT (aggregate_id) DO UPDATE SET events = {counts}.events + excluded.events"
         );
-        for (i, event) in events.iter().enumerate() {
+        for (i, event) in events.iter().filter(|e| self.reads(e)).enumerate() {
             if let Some(fault) = fault.filter(|_| i == events.len() / 2) {
                 fault.reached.notify_one();
                 match &fault.kind {
@@ -177,6 +190,7 @@ fn config(batch_size: usize) -> EngineConfig {
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
         standby_retry: Duration::from_millis(50),
+        checkpoint_delay: Duration::from_millis(20),
     }
 }
 
@@ -453,6 +467,90 @@ three_backends! {
             assert_eq!(applied(&db.db, &format!("{name}_applied")).await, id_strings(&events), "{name}");
             assert_eq!(counts(&db.db, &format!("{name}_counts")).await, expected_counts(&events, 1), "{name}");
         }
+        engine.shutdown().await;
+    }
+}
+
+/// Appends `n` events to a new stream `aggregate_type`/`aggregate_id`, one append each; returns
+/// the last one's position.
+async fn append_to(log: &EventLog, aggregate_type: &str, aggregate_id: &str, n: usize) -> Position {
+    let mut last = Position::START;
+    for i in 0..n {
+        last = log
+            .append(
+                aggregate_type,
+                aggregate_id,
+                i as i64,
+                vec![event("Other", i as i64)],
+                &EventMetadata::system(),
+            )
+            .await
+            .expect("append")[0]
+            .1;
+    }
+    last
+}
+
+three_backends! {
+    /// A live worker opens no transaction for batches holding none of the aggregate types its
+    /// projection reads: it holds the checkpoint's move back and stores it with its next batch,
+    /// when a read-your-writes waiter asks (here: no delay would store it, it is an hour), or once
+    /// `checkpoint_delay` has passed (the second engine: nobody waits, the status reaches the head).
+    async fn a_live_worker_holds_back_its_checkpoint_over_events_it_does_not_read(db: TestDb) {
+        let log = db.log();
+        let picky = Arc::new(Counter::new("picky", 1).reading(&["counted"]));
+        let engine = Engine::new(
+            log.clone(),
+            vec![picky.clone() as Arc<dyn Projection>, Counter::new("everything", 1).arc()],
+            EngineConfig {
+                poll_interval: Duration::from_secs(3600),
+                checkpoint_delay: Duration::from_secs(3600),
+                ..config(10)
+            },
+        );
+        engine.prepare().await.expect("prepare");
+        engine.start();
+        let counted = append_round_robin(&log, "Counted", &["c-1"], 5).await;
+        assert!(engine.wait_for("picky", counted[4].position, BOUND).await.expect("wait_for"));
+        let calls = picky.batches.load(Ordering::SeqCst);
+
+        let others = append_to(&log, "other", "o-1", 20).await;
+        assert!(engine.wait_for("everything", others, BOUND).await.expect("wait_for"));
+        assert!(
+            engine.wait_for("picky", others, BOUND).await.expect("wait_for"),
+            "a waiter has the held move stored"
+        );
+        assert_eq!(picky.batches.load(Ordering::SeqCst), calls, "no batch applied for the other events");
+        let stored = status(&engine, "picky").await;
+        assert_eq!((stored.position, stored.events_applied), (others, 25));
+
+        // A batch it reads after held ones stores both in its transaction.
+        let more = append_to(&log, "other", "o-2", 3).await;
+        let counted_more = append_round_robin(&log, "Counted", &["c-2"], 2).await;
+        let last = counted_more[1].position;
+        assert!(more < last);
+        assert!(engine.wait_for("picky", last, BOUND).await.expect("wait_for"));
+        let mut expected = counted.clone();
+        expected.extend(counted_more);
+        assert_eq!(applied(&db.db, "picky_applied").await, id_strings(&expected));
+        let stored = status(&engine, "picky").await;
+        assert_eq!((stored.position, stored.events_applied), (last, 30));
+        engine.shutdown().await;
+
+        // Nobody waits: the move is stored once `checkpoint_delay` has passed.
+        let engine = Engine::new(
+            log.clone(),
+            vec![Counter::new("picky", 1).reading(&["counted"]).arc(), Counter::new("everything", 1).arc()],
+            EngineConfig {
+                poll_interval: Duration::from_secs(3600),
+                ..config(10)
+            },
+        );
+        engine.start();
+        let others = append_to(&log, "other", "o-3", 20).await;
+        let reached = wait_until(BOUND, || async { status(&engine, "picky").await.position == others }).await;
+        assert!(reached, "the held move was stored without a waiter: {:?}", status(&engine, "picky").await);
+        assert_eq!(applied(&db.db, "picky_applied").await, id_strings(&expected), "nothing else applied");
         engine.shutdown().await;
     }
 }

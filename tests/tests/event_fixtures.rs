@@ -379,6 +379,69 @@ async fn catch_up_all(engine: &projections::Engine) -> Result<(), String> {
     Ok(())
 }
 
+/// A projection given only the events it does not read ([`projections::Projection::reads`]),
+/// under its own name and tables; it declares no aggregate types, so the engine applies every batch.
+struct UnreadOnly(std::sync::Arc<dyn projections::Projection>);
+
+#[async_trait::async_trait]
+impl projections::Projection for UnreadOnly {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn version(&self) -> i32 {
+        self.0.version()
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        self.0.tables()
+    }
+    fn schema(&self, dialect: eventlog::Dialect) -> &'static str {
+        self.0.schema(dialect)
+    }
+    async fn apply(
+        &self,
+        tx: &mut projections::ReadTx<'_>,
+        target: &projections::Target,
+        events: &[eventlog::StoredEvent],
+    ) -> Result<(), projections::ProjectionError> {
+        let unread: Vec<_> = events.iter().filter(|e| !self.0.reads(e)).cloned().collect();
+        self.0.apply(tx, target, &unread).await
+    }
+}
+
+both_backends! {
+    /// The engine opens no transaction for a batch with none of the aggregate types a projection
+    /// declares (`Projection::aggregate_types`): so each projection that declares them, given
+    /// every fixture of every other aggregate type, must write no row.
+    async fn a_projection_writes_nothing_for_the_aggregate_types_it_does_not_declare(db: TestDb) {
+        let log = db.log();
+        let all = load_all();
+        let stored: Vec<usize> = every_aggregate!(stored, &log, &all);
+        assert_eq!(stored.iter().sum::<usize>(), all.len(), "every fixture was stored");
+        let declaring: Vec<_> = projections::all()
+            .into_iter()
+            .filter(|p| p.aggregate_types().is_some())
+            .collect();
+        assert!(declaring.len() >= 8, "{} projections declare what they read", declaring.len());
+        let engine = projections::Engine::new(
+            log.clone(),
+            declaring
+                .iter()
+                .map(|p| std::sync::Arc::new(UnreadOnly(p.clone())) as std::sync::Arc<dyn projections::Projection>)
+                .collect(),
+            projections::EngineConfig::default(),
+        );
+        if let Err(error) = catch_up_all(&engine).await {
+            panic!("a projection refused an event it does not declare: {error}");
+        }
+        for projection in &declaring {
+            for table in projection.tables() {
+                let rows = db.count(&format!("SELECT count(*) FROM {table}")).await;
+                assert_eq!(rows, 0, "{} wrote {rows} rows into {table}", projection.name());
+            }
+        }
+    }
+}
+
 both_backends! {
     async fn every_fixture_stored_in_the_log_loads_back_and_projects(db: TestDb) {
         let log = db.log();

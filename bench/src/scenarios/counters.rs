@@ -177,41 +177,102 @@ pub async fn run_rebuild(
 /// The SQL that reads the feed (`eventlog::EventLog::read_feed` on PostgreSQL).
 pub const FEED_READ: &str = "ORDER BY transaction_id, global_position LIMIT";
 
-/// Starts every projection's worker (no poll: an hour), runs one draft and waits until every
-/// projection has applied it, then records the wire while a second draft is applied by all;
-/// returns that recording. Every worker is woken by the second commit.
-pub async fn run_one_wake(tapped: &Tapped) -> anyhow::Result<Recording> {
+/// Every projection's worker over `tapped`'s log, started once caught up, with no poll and no
+/// checkpoint delay (an hour each): only in-process commits and waiters move them.
+async fn started_engine(tapped: &Tapped) -> anyhow::Result<Engine> {
     let engine = Engine::new(
         tapped.log.clone(),
         projections::all(),
         EngineConfig {
             poll_interval: Duration::from_secs(3600),
+            checkpoint_delay: Duration::from_secs(3600),
             ..EngineConfig::default()
         },
     );
     engine.prepare().await?;
     engine.catch_up().await?;
     engine.start();
-    let metadata = fixtures::metadata();
-    for round in 0..2 {
-        if round == 1 {
-            tapped.tap.reset();
-        }
-        let outcome = tapped
-            .log
-            .execute::<Campaign>(&fixtures::new_id(), fixtures::draft_command("bench-artist"), &metadata)
-            .await?;
-        let position = outcome.position.expect("a draft appends");
-        for name in engine.names() {
-            anyhow::ensure!(
-                engine.wait_for(name, position, Duration::from_secs(30)).await?,
-                "{name} did not apply the draft"
-            );
-        }
+    Ok(engine)
+}
+
+/// Runs one campaign draft and returns its position.
+async fn draft(tapped: &Tapped) -> anyhow::Result<Position> {
+    let outcome = tapped
+        .log
+        .execute::<Campaign>(
+            &fixtures::new_id(),
+            fixtures::draft_command("bench-artist"),
+            &fixtures::metadata(),
+        )
+        .await?;
+    Ok(outcome.position.expect("a draft appends"))
+}
+
+/// Waits until each of `names` has applied (stored its checkpoint at or past) `position`.
+async fn wait_for_all(engine: &Engine, names: &[&str], position: Position) -> anyhow::Result<()> {
+    for name in names {
+        anyhow::ensure!(
+            engine.wait_for(name, position, Duration::from_secs(30)).await?,
+            "{name} did not apply the draft"
+        );
     }
+    Ok(())
+}
+
+/// Starts every projection's worker (no poll: an hour), runs one draft and waits until every
+/// projection has applied it, then records the wire while a second draft is applied by all;
+/// returns that recording. Every worker is woken by the second commit.
+pub async fn run_one_wake(tapped: &Tapped) -> anyhow::Result<Recording> {
+    let engine = started_engine(tapped).await?;
+    let names = engine.names();
+    wait_for_all(&engine, &names, draft(tapped).await?).await?;
+    tapped.tap.reset();
+    wait_for_all(&engine, &names, draft(tapped).await?).await?;
     let recording = tapped.tap.recording();
     engine.shutdown().await;
     Ok(recording)
+}
+
+/// What one draft cost on the wire with every worker running, in two parts.
+pub struct DraftReadBySome {
+    /// The projections that read a campaign draft (`Projection::reads`).
+    pub readers: Vec<&'static str>,
+    /// Until the readers had applied it.
+    pub until_read: Recording,
+    /// Then, until the others, asked by a waiter each, had stored their checkpoints past it.
+    pub until_stored: Recording,
+}
+
+/// Like [`run_one_wake`], but the second draft is waited for by the projections that read it
+/// first, and by the others after the wire's first recording is taken.
+pub async fn run_draft_read_by_some(tapped: &Tapped) -> anyhow::Result<DraftReadBySome> {
+    let engine = started_engine(tapped).await?;
+    let names = engine.names();
+    let first = draft(tapped).await?;
+    wait_for_all(&engine, &names, first).await?;
+    let stored = tapped.log.read_feed(Position::START, 1_000_000).await?;
+    let stored_draft = stored
+        .iter()
+        .find(|e| e.position == first)
+        .expect("the draft is in the feed");
+    let (readers, others): (Vec<&'static str>, Vec<&'static str>) = names.iter().partition(|name| {
+        engine
+            .projection(name)
+            .is_some_and(|projection| projection.reads(stored_draft))
+    });
+    tapped.tap.reset();
+    let second = draft(tapped).await?;
+    wait_for_all(&engine, &readers, second).await?;
+    let until_read = tapped.tap.recording();
+    tapped.tap.reset();
+    wait_for_all(&engine, &others, second).await?;
+    let until_stored = tapped.tap.recording();
+    engine.shutdown().await;
+    Ok(DraftReadBySome {
+        readers,
+        until_read,
+        until_stored,
+    })
 }
 
 /// Starts every projection's worker, runs `commands` drafts while they tail the feed, waits

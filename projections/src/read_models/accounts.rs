@@ -31,6 +31,10 @@ impl Projection for Accounts {
         &["accounts"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Account::TYPE])
+    }
+
     fn schema(&self, dialect: Dialect) -> &'static str {
         match dialect {
             Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/accounts.sql"),
@@ -40,7 +44,7 @@ impl Projection for Accounts {
 
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let table = target.table("accounts");
-        for event in events.iter().filter(|e| e.aggregate_type == Account::TYPE) {
+        for event in events.iter().filter(|e| self.reads(e)) {
             let at = event.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
             let person = &event.aggregate_id;
             match event

@@ -25,6 +25,10 @@ impl Projection for ArtistAccess {
         &["artist_access", "artists"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[ArtistProfile::TYPE])
+    }
+
     fn schema(&self, dialect: Dialect) -> &'static str {
         match dialect {
             Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/artist_access.sql"),
@@ -35,7 +39,7 @@ impl Projection for ArtistAccess {
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let access = target.table("artist_access");
         let artists = target.table("artists");
-        for event in events.iter().filter(|e| e.aggregate_type == ArtistProfile::TYPE) {
+        for event in events.iter().filter(|e| self.reads(e)) {
             let artist = &event.aggregate_id;
             let (sql, binds): (String, Vec<String>) = match event
                 .decode::<ArtistEvent>()

@@ -68,6 +68,15 @@ impl Projection for Billing {
         ]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[
+            Campaign::TYPE,
+            SpendLedger::TYPE,
+            BillingAccount::TYPE,
+            BillingPeriod::TYPE,
+        ])
+    }
+
     fn schema(&self, dialect: Dialect) -> &'static str {
         match dialect {
             Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/billing.sql"),
@@ -87,7 +96,7 @@ impl Projection for Billing {
         // would leave them.
         let mut drafted: BTreeMap<&str, String> = BTreeMap::new();
         let mut latest: BTreeMap<&str, LatestReading<'_>> = BTreeMap::new();
-        for event in events {
+        for event in events.iter().filter(|e| self.reads(e)) {
             if event.aggregate_type == Campaign::TYPE && event.event_type == "CampaignDrafted" {
                 if let CampaignEvent::CampaignDrafted(draft) = event
                     .decode::<CampaignEvent>()

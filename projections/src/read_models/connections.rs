@@ -25,6 +25,10 @@ impl Projection for Connections {
         &["connections"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Connection::TYPE])
+    }
+
     fn schema(&self, dialect: Dialect) -> &'static str {
         match dialect {
             Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/connections.sql"),
@@ -34,7 +38,7 @@ impl Projection for Connections {
 
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let table = target.table("connections");
-        for event in events.iter().filter(|e| e.aggregate_type == Connection::TYPE) {
+        for event in events.iter().filter(|e| self.reads(e)) {
             let at = event.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
             let id = &event.aggregate_id;
             match event

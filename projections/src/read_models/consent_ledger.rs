@@ -30,6 +30,10 @@ impl Projection for ConsentLedger {
         &["consent_current", "consent_history"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Consents::TYPE])
+    }
+
     fn schema(&self, dialect: Dialect) -> &'static str {
         match dialect {
             Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/consent_ledger.sql"),
@@ -52,7 +56,7 @@ impl Projection for ConsentLedger {
             "INSERT INTO {history} (person_id, sequence, event_id, change, purpose, notice_version, method, recorded_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (person_id, sequence) DO NOTHING"
         );
-        for event in events.iter().filter(|e| e.aggregate_type == Consents::TYPE) {
+        for event in events.iter().filter(|e| self.reads(e)) {
             let at = event.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
             let person = &event.aggregate_id;
             let event_id = event.event_id.to_string();

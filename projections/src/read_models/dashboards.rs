@@ -317,6 +317,10 @@ impl Projection for Dashboards {
         &["campaigns", "campaign_daily", "platform_daily", "artist_daily"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Campaign::TYPE, SpendLedger::TYPE])
+    }
+
     fn schema(&self, dialect: Dialect) -> &'static str {
         match dialect {
             Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/dashboards.sql"),
@@ -326,7 +330,7 @@ impl Projection for Dashboards {
 
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let mut fold = Fold::default();
-        for event in events {
+        for event in events.iter().filter(|e| self.reads(e)) {
             if event.aggregate_type == Campaign::TYPE {
                 fold.campaign_event(event)?;
             } else if event.aggregate_type == SpendLedger::TYPE {

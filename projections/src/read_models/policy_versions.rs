@@ -25,6 +25,10 @@ impl Projection for PolicyVersions {
         &["policy_versions"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[domain::policy::PolicyDocument::TYPE])
+    }
+
     fn schema(&self, dialect: Dialect) -> &'static str {
         match dialect {
             Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/policy_versions.sql"),
@@ -40,10 +44,7 @@ impl Projection for PolicyVersions {
              ON CONFLICT (document_id, version_number) DO NOTHING",
             target.table("policy_versions")
         );
-        for event in events
-            .iter()
-            .filter(|e| e.aggregate_type == domain::policy::PolicyDocument::TYPE)
-        {
+        for event in events.iter().filter(|e| self.reads(e)) {
             let PolicyEvent::PolicyVersionPublished(version) = event
                 .decode::<PolicyEvent>()
                 .map_err(|e| ProjectionError::undecodable(event, e))?;

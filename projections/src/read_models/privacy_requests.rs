@@ -45,6 +45,10 @@ impl Projection for PrivacyRequests {
         &["privacy_requests", "privacy_request_steps", "erasure_certificates"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[PrivacyRequest::TYPE])
+    }
+
     fn schema(&self, dialect: Dialect) -> &'static str {
         match dialect {
             Dialect::Postgres => include_str!("../../../migrations/read_models/postgres/privacy_requests.sql"),
@@ -56,7 +60,7 @@ impl Projection for PrivacyRequests {
         let requests = target.table("privacy_requests");
         let steps = target.table("privacy_request_steps");
         let certificates = target.table("erasure_certificates");
-        for event in events.iter().filter(|e| e.aggregate_type == PrivacyRequest::TYPE) {
+        for event in events.iter().filter(|e| self.reads(e)) {
             let id = event.aggregate_id.as_str();
             let now = at(&event.recorded_at);
             let set_state =
