@@ -51,6 +51,10 @@ struct Cli {
     /// Seconds of paced load per lag run.
     #[arg(long, default_value_t = 3.0)]
     lag_seconds: f64,
+    /// Commands per second of the lag runs (half the measured maximum when not given): fixed,
+    /// for before → after runs, since the measured maximum moves from run to run.
+    #[arg(long)]
+    lag_rate: Option<f64>,
     /// Aggregates kept by the logs the scenarios make (`DYNAMOI_AGGREGATE_CACHE` of the
     /// service; 0: every command loads its stream first, as before the cache).
     #[arg(long, default_value_t = eventlog::aggregate_cache::DEFAULT_CAPACITY)]
@@ -156,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } else {
             cli.lag_seconds
         },
+        lag_rate: cli.lag_rate,
         self_exe,
     };
     let started = std::time::Instant::now();

@@ -23,6 +23,7 @@ async fn every_database_scenario_runs_and_reports_its_pairs() {
         http_connections: 2,
         server_log: "warn".into(),
         lag_seconds: 0.3,
+        lag_rate: None,
         self_exe: std::env::current_exe().unwrap(),
     };
     let names: Vec<String> = [

@@ -142,15 +142,23 @@ pub async fn run(config: &Config, shared: &mut Shared) -> anyhow::Result<Vec<Row
     let db = postgres(16).await?;
     let log = db.log();
     sqlx::query(fixtures::RAW_EVENTS_POSTGRES).execute(db.pg()).await?;
-    let max = match shared.max_command_rate {
-        Some(rate) => rate,
-        None => {
-            eprintln!("   measuring the maximum command rate (8 in flight) first");
-            concurrent::commands(&log, concurrent::CLIENTS, if config.quick { 40 } else { 2400 }).await?
+    let rate = match (config.lag_rate, shared.max_command_rate) {
+        (Some(rate), _) => {
+            eprintln!("   pacing at {rate:.0} per second (--lag-rate)");
+            rate
+        }
+        (None, max) => {
+            let max = match max {
+                Some(max) => max,
+                None => {
+                    eprintln!("   measuring the maximum command rate (8 in flight) first");
+                    concurrent::commands(&log, concurrent::CLIENTS, if config.quick { 40 } else { 2400 }).await?
+                }
+            };
+            eprintln!("   pacing at {:.0} per second (half of {max:.0})", max / 2.0);
+            max / 2.0
         }
     };
-    let rate = max / 2.0;
-    eprintln!("   pacing at {rate:.0} per second (half of {max:.0})");
     let raw_pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(IN_FLIGHT as u32)
         .test_before_acquire(false)

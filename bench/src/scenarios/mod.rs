@@ -59,6 +59,8 @@ pub struct Config {
     pub server_log: String,
     /// Seconds of paced load per lag run.
     pub lag_seconds: f64,
+    /// Commands per second of the lag runs; `None`: half the maximum `concurrent` measured.
+    pub lag_rate: Option<f64>,
     /// This binary, which the HTTP scenario starts again as `load` and `hello`.
     pub self_exe: PathBuf,
 }
