@@ -740,6 +740,7 @@ async fn run_generation(
             events = &[];
         }
         let batch = Batch {
+            // Nothing to fold: the held move alone (it may have just taken in this read's batch).
             to: events
                 .last()
                 .map_or_else(|| held.as_ref().map_or(after, |held| held.to), |e| e.position),

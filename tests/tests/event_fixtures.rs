@@ -379,6 +379,15 @@ async fn catch_up_all(engine: &projections::Engine) -> Result<(), String> {
     Ok(())
 }
 
+/// A log on `db` holding every fixture, each in a stream of its aggregate.
+async fn log_with_every_fixture(db: &tests::TestDb) -> eventlog::EventLog {
+    let log = db.log();
+    let all = load_all();
+    let stored: Vec<usize> = every_aggregate!(stored, &log, &all);
+    assert_eq!(stored.iter().sum::<usize>(), all.len(), "every fixture was stored");
+    log
+}
+
 /// A projection given only the events it does not read ([`projections::Projection::reads`]),
 /// under its own name and tables; it declares no aggregate types, so the engine applies every batch.
 struct UnreadOnly(std::sync::Arc<dyn projections::Projection>);
@@ -413,10 +422,7 @@ both_backends! {
     /// declares (`Projection::aggregate_types`): so each projection that declares them, given
     /// every fixture of every other aggregate type, must write no row.
     async fn a_projection_writes_nothing_for_the_aggregate_types_it_does_not_declare(db: TestDb) {
-        let log = db.log();
-        let all = load_all();
-        let stored: Vec<usize> = every_aggregate!(stored, &log, &all);
-        assert_eq!(stored.iter().sum::<usize>(), all.len(), "every fixture was stored");
+        let log = log_with_every_fixture(&db).await;
         let declaring: Vec<_> = projections::all()
             .into_iter()
             .filter(|p| p.aggregate_types().is_some())
@@ -444,10 +450,7 @@ both_backends! {
 
 both_backends! {
     async fn every_fixture_stored_in_the_log_loads_back_and_projects(db: TestDb) {
-        let log = db.log();
-        let all = load_all();
-        let stored: Vec<usize> = every_aggregate!(stored, &log, &all);
-        assert_eq!(stored.iter().sum::<usize>(), all.len(), "every fixture was stored");
+        let log = log_with_every_fixture(&db).await;
 
         let engine = projections::Engine::new(log.clone(), projections::all(), projections::EngineConfig::default());
         if let Err(error) = catch_up_all(&engine).await {
