@@ -27,8 +27,10 @@ pub struct EngineConfig {
     /// How often a worker waiting for another instance's lock (PostgreSQL) tries again.
     pub standby_retry: Duration,
     /// How long a live worker may hold back its checkpoint's move over batches holding no event
-    /// it reads ([`Projection::reads`]) before storing it. Such a batch writes no table, so it
-    /// opens no transaction; a read-your-writes waiter here has the move stored at once.
+    /// it reads ([`Projection::reads`]) before storing it, and the batches of a projection that
+    /// folds late ([`Projection::defers_folds`]) before folding them. Such a batch writes no
+    /// table, so it opens no transaction; a read-your-writes waiter here has the move stored
+    /// (and the held batches folded) at once.
     pub checkpoint_delay: Duration,
 }
 
@@ -644,16 +646,20 @@ async fn run_generation(
     // Whether the last read reached the feed's horizon. A worker still catching up reads on its
     // own: its full batches could serve no worker at the head, and they would wait behind them.
     let mut at_head = false;
-    // The checkpoint's move over batches this projection reads nothing of, not stored yet (live
-    // workers only): stored with the next batch it reads, when a waiter asks, or once it is
-    // `checkpoint_delay` old.
+    // The checkpoint's move over batches this projection reads nothing of, or (one that folds
+    // late) over batches it has not folded yet, not stored (live workers only): stored with the
+    // next batch it reads, when a waiter asks, or once it is `checkpoint_delay` old.
     let mut held: Option<HeldMove> = None;
+    // A held move with batches to fold fell due: read again from the stored checkpoint and fold.
+    let mut fold_held = false;
     loop {
         if inner.shutdown.is_cancelled() {
             store_before_stopping(inner, projection, &generation, held, healthy, fence).await;
             return Outcome::Shutdown;
         }
         let commits_seen = *appended.borrow_and_update();
+        // A refold reads from the stored checkpoint; the shared read serves it when it started there.
+        let refolding = std::mem::take(&mut fold_held);
         let shareable = matches!(mode, Mode::Tail) && limit == inner.config.batch_size && !poll_tick && at_head;
         poll_tick = false;
         let after = held.as_ref().map_or(generation.checkpoint, |held| held.to);
@@ -722,22 +728,48 @@ async fn run_generation(
             if !store_held {
                 continue;
             }
-        } else if matches!(mode, Mode::Tail) && !events.iter().any(|event| projection.reads(event)) {
-            // Nothing here for this projection: hold the move back instead of a transaction.
-            let move_ = held.get_or_insert_with(|| HeldMove {
-                to: after,
-                events: 0,
-                since: Instant::now(),
-            });
-            move_.to = events.last().expect("non-empty").position;
-            move_.events += events.len() as i64;
-            let asked = store_now
-                .as_ref()
-                .is_some_and(|store_now| move_.covers(*store_now.borrow(), generation.checkpoint));
-            if !asked && move_.since.elapsed() < inner.config.checkpoint_delay {
+            if held.as_ref().is_some_and(|held| held.folds) {
+                held = None;
+                fold_held = true;
                 continue;
             }
-            events = &[];
+        } else if !refolding {
+            let reads_any = events.iter().any(|event| projection.reads(event));
+            let holds = matches!(mode, Mode::Tail)
+                && (!reads_any || (projection.defers_folds() && reached_horizon && limit == inner.config.batch_size));
+            if holds {
+                // Nothing here for this projection, or nothing it must fold now: hold the move
+                // back instead of a transaction.
+                let move_ = held.get_or_insert_with(|| HeldMove {
+                    to: after,
+                    events: 0,
+                    folds: false,
+                    since: Instant::now(),
+                });
+                move_.to = events.last().expect("non-empty").position;
+                move_.events += events.len() as i64;
+                move_.folds |= reads_any;
+                let asked = store_now
+                    .as_ref()
+                    .is_some_and(|store_now| move_.covers(*store_now.borrow(), generation.checkpoint));
+                let due = asked
+                    || move_.since.elapsed() >= inner.config.checkpoint_delay
+                    || move_.events >= inner.config.batch_size as i64;
+                if !due {
+                    continue;
+                }
+                if move_.folds {
+                    held = None;
+                    fold_held = true;
+                    continue;
+                }
+                events = &[];
+            } else if held.as_ref().is_some_and(|held| held.folds) {
+                // Events to fold now, after held ones not folded yet: fold them all, in order.
+                held = None;
+                fold_held = true;
+                continue;
+            }
         }
         let batch = Batch {
             // Nothing to fold: the held move alone (it may have just taken in this read's batch).
@@ -804,12 +836,16 @@ async fn run_generation(
     }
 }
 
-/// A live worker's checkpoint move over batches its projection reads nothing of, not stored yet.
+/// A live worker's checkpoint move over batches its projection reads nothing of, or has not
+/// folded yet ([`Projection::defers_folds`]), not stored yet.
 struct HeldMove {
     /// The last position those batches held.
     to: Position,
     /// How many events they held.
     events: i64,
+    /// Some of them are to be folded: the move is stored by reading the feed again from the
+    /// stored checkpoint and folding it, never alone.
+    folds: bool,
     /// When the first of them was read.
     since: Instant,
 }
@@ -850,8 +886,9 @@ async fn held_move_due(
     }
 }
 
-/// Stores a held move before the worker stops. Best effort: a move not stored only makes the
-/// next worker read again events this projection does not read.
+/// Stores a held move before the worker stops, unless it has batches to fold (the next worker
+/// reads and folds them: the stored checkpoint is short of them). Best effort: a move not stored
+/// only makes the next worker read again events this projection does not read.
 async fn store_before_stopping(
     inner: &Inner,
     projection: &dyn Projection,
@@ -860,7 +897,9 @@ async fn store_before_stopping(
     state: &str,
     fence: Option<Fence>,
 ) {
-    let Some(held) = held else { return };
+    let Some(held) = held.filter(|held| !held.folds) else {
+        return;
+    };
     let batch = Batch {
         to: held.to,
         events: held.events,
