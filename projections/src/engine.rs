@@ -650,16 +650,12 @@ async fn run_generation(
     // late) over batches it has not folded yet, not stored (live workers only): stored with the
     // next batch it reads, when a waiter asks, or once it is `checkpoint_delay` old.
     let mut held: Option<HeldMove> = None;
-    // A held move with batches to fold fell due: read again from the stored checkpoint and fold.
-    let mut fold_held = false;
     loop {
         if inner.shutdown.is_cancelled() {
             store_before_stopping(inner, projection, &generation, held, healthy, fence).await;
             return Outcome::Shutdown;
         }
         let commits_seen = *appended.borrow_and_update();
-        // A refold reads from the stored checkpoint; the shared read serves it when it started there.
-        let refolding = std::mem::take(&mut fold_held);
         let shareable = matches!(mode, Mode::Tail) && limit == inner.config.batch_size && !poll_tick && at_head;
         poll_tick = false;
         let after = held.as_ref().map_or(generation.checkpoint, |held| held.to);
@@ -728,12 +724,7 @@ async fn run_generation(
             if !store_held {
                 continue;
             }
-            if held.as_ref().is_some_and(|held| held.folds) {
-                held = None;
-                fold_held = true;
-                continue;
-            }
-        } else if !refolding {
+        } else {
             let reads_any = events.iter().any(|event| projection.reads(event));
             let holds = matches!(mode, Mode::Tail)
                 && (!reads_any || (projection.defers_folds() && reached_horizon && limit == inner.config.batch_size));
@@ -743,12 +734,14 @@ async fn run_generation(
                 let move_ = held.get_or_insert_with(|| HeldMove {
                     to: after,
                     events: 0,
-                    folds: false,
+                    to_fold: Vec::new(),
                     since: Instant::now(),
                 });
                 move_.to = events.last().expect("non-empty").position;
                 move_.events += events.len() as i64;
-                move_.folds |= reads_any;
+                if reads_any {
+                    move_.to_fold.push((feed.clone(), start));
+                }
                 let asked = store_now
                     .as_ref()
                     .is_some_and(|store_now| move_.covers(*store_now.borrow(), generation.checkpoint));
@@ -758,26 +751,25 @@ async fn run_generation(
                 if !due {
                     continue;
                 }
-                if move_.folds {
-                    held = None;
-                    fold_held = true;
-                    continue;
-                }
                 events = &[];
-            } else if held.as_ref().is_some_and(|held| held.folds) {
-                // Events to fold now, after held ones not folded yet: fold them all, in order.
-                held = None;
-                fold_held = true;
-                continue;
             }
         }
+        // The held batches still to fold come first, then this read's (in feed order).
+        let held_fold;
+        let fold = match held.as_ref().filter(|held| !held.to_fold.is_empty()) {
+            Some(held) => {
+                held_fold = held.fold_with(events);
+                &held_fold[..]
+            }
+            None => events,
+        };
         let batch = Batch {
-            // Nothing to fold: the held move alone (it may have just taken in this read's batch).
+            // Nothing read to fold: the held move (it may have just taken in this read's batch).
             to: events
                 .last()
                 .map_or_else(|| held.as_ref().map_or(after, |held| held.to), |e| e.position),
             events: held.as_ref().map_or(0, |held| held.events) + events.len() as i64,
-            fold: events,
+            fold,
         };
         match apply_batch(inner, projection, &generation, &batch, healthy, fence).await {
             Ok(BatchOutcome::LockLost) => return Outcome::LockLost,
@@ -801,17 +793,17 @@ async fn run_generation(
             Err(error) => {
                 let position = match &error {
                     ProjectionError::Event { position, .. } => Some(*position),
-                    _ if events.len() == 1 => Some(events[0].position),
+                    _ if batch.fold.len() == 1 => Some(batch.fold[0].position),
                     _ => None,
                 };
                 tracing::error!(projection = name, %error, "projection stalled; retrying with backoff");
                 // The cause as status shows it: for a database failure on one event, that
                 // event's position and type and the error's kind (never its message).
                 let cause = match &error {
-                    ProjectionError::Database(e) if events.len() == 1 => format!(
+                    ProjectionError::Database(e) if batch.fold.len() == 1 => format!(
                         "event at {} ({}) could not be applied: {}",
-                        events[0].position,
-                        events[0].event_type,
+                        batch.fold[0].position,
+                        batch.fold[0].event_type,
                         crate::projection::describe_database_error(e)
                     ),
                     ProjectionError::Database(e) => crate::projection::describe_database_error(e),
@@ -825,7 +817,11 @@ async fn run_generation(
                 metrics::counter!("dynamoi_projection_errors_total", "projection" => name).increment(1);
                 // Apply one event at a time until past the failure, so every good event before
                 // the poison one takes effect and the error names the exact event. A held move
-                // stays held: it is stored with the next commit.
+                // stays held (it is stored with the next commit), unless it has batches to fold:
+                // those are read again from the stored checkpoint, one event at a time.
+                if held.as_ref().is_some_and(|held| !held.to_fold.is_empty()) {
+                    held = None;
+                }
                 limit = 1;
                 if sleep_or_shutdown(inner, backoff).await {
                     return Outcome::Shutdown;
@@ -843,9 +839,9 @@ struct HeldMove {
     to: Position,
     /// How many events they held.
     events: i64,
-    /// Some of them are to be folded: the move is stored by reading the feed again from the
-    /// stored checkpoint and folding it, never alone.
-    folds: bool,
+    /// The reads (each from its start index) holding events to fold: the move is stored with
+    /// them folded, never alone.
+    to_fold: Vec<(Arc<Vec<StoredEvent>>, usize)>,
     /// When the first of them was read.
     since: Instant,
 }
@@ -854,6 +850,16 @@ impl HeldMove {
     /// Whether storing this move takes the `stored` checkpoint to `wanted`, which it is short of.
     fn covers(&self, wanted: Position, stored: Position) -> bool {
         stored < wanted && wanted <= self.to
+    }
+
+    /// The held events to fold, then `more`, in feed order.
+    fn fold_with(&self, more: &[StoredEvent]) -> Vec<StoredEvent> {
+        self.to_fold
+            .iter()
+            .flat_map(|(read, start)| &read[*start..])
+            .chain(more)
+            .cloned()
+            .collect()
     }
 }
 
@@ -886,9 +892,8 @@ async fn held_move_due(
     }
 }
 
-/// Stores a held move before the worker stops, unless it has batches to fold (the next worker
-/// reads and folds them: the stored checkpoint is short of them). Best effort: a move not stored
-/// only makes the next worker read again events this projection does not read.
+/// Stores a held move before the worker stops, with the batches it holds to fold. Best effort: a
+/// move not stored only makes the next worker read those events again.
 async fn store_before_stopping(
     inner: &Inner,
     projection: &dyn Projection,
@@ -897,13 +902,12 @@ async fn store_before_stopping(
     state: &str,
     fence: Option<Fence>,
 ) {
-    let Some(held) = held.filter(|held| !held.folds) else {
-        return;
-    };
+    let Some(held) = held else { return };
+    let fold = held.fold_with(&[]);
     let batch = Batch {
         to: held.to,
         events: held.events,
-        fold: &[],
+        fold: &fold,
     };
     if let Err(error) = apply_batch(inner, projection, generation, &batch, state, fence).await {
         tracing::warn!(projection = projection.name(), %error, "could not store the checkpoint before stopping");
