@@ -13,15 +13,14 @@
 //!   and on the live workers;
 //! - live workers woken by one commit read the feed once between them, not once each;
 //! - a live worker opens no transaction for a batch holding nothing its projection reads: it
-//!   stores the checkpoint later, in one statement; and one for a projection that folds late
-//!   folds every held batch in one transaction when asked.
+//!   stores the checkpoint later, in one statement.
 //!
 //! Each test makes and drops its own PostgreSQL database. When PostgreSQL is unreachable they
 //! fail; outside CI `DYNAMOI_TEST_SKIP_POSTGRES=1` skips them; under `CI=true` they always fail.
 
 use bench::scenarios::counters::{
     run_commands, run_dashboard_reads, run_draft_read_by_some, run_live, run_one_wake, run_rebuild, writes_read_model,
-    Tapped, CHECKPOINT_WRITE, DRAFTS_READ_BY_SOME, FEED_READ,
+    Tapped, CHECKPOINT_WRITE, FEED_READ,
 };
 use bench::wire::{Recording, Transaction};
 
@@ -280,62 +279,39 @@ async fn live_workers_woken_by_one_commit_read_the_feed_once_between_them() {
     );
 }
 
-/// A campaign draft is read by four projections, two of which fold late; the other six open no
-/// transaction for it (the engine holds their checkpoints' moves back). Drafts waited for one
-/// after another by the two that fold at once cost two transactions each, with one checkpoint
-/// write each. A waiter on a late folder then has every held draft folded in one transaction;
-/// a waiter on one of the six has its move stored, in one statement outside any transaction.
-/// Before stop 31, all ten ran a batch transaction per wake; before stop 32, four.
+/// A campaign draft is read by four projections; the other six open no transaction for it
+/// (the engine holds their checkpoints' moves back): the draft's batches are four transactions
+/// with one checkpoint write each. A waiter on one of the six then has its move stored, in one
+/// statement outside any transaction. Before, all ten ran a batch transaction per wake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_workers_open_a_transaction_only_for_what_they_fold_now() {
+async fn live_workers_open_no_transaction_for_a_batch_they_read_nothing_of() {
     let Some(tapped) = tapped().await else { return };
-    let drafts = run_draft_read_by_some(&tapped).await.unwrap();
-    let mut readers = drafts.readers.clone();
+    let draft = run_draft_read_by_some(&tapped).await.unwrap();
+    let mut readers = draft.readers.clone();
     readers.sort();
-    assert_eq!(readers, ["billing", "dashboards"]);
-    let mut late_readers = drafts.late_readers.clone();
-    late_readers.sort();
-    assert_eq!(late_readers, ["person_index", "stream_index"]);
+    assert_eq!(readers, ["billing", "dashboards", "person_index", "stream_index"]);
 
-    // Each draft: one batch transaction per eager reader, and nothing else opened.
-    let batches = readers.len() * DRAFTS_READ_BY_SOME;
-    let transactions = drafts.until_read.transactions();
+    let transactions = draft.until_read.transactions();
     assert_eq!(
         assert_one_checkpoint_per_batch_transaction(&transactions),
-        batches,
+        readers.len(),
         "{}",
-        breakdown(&drafts.until_read)
+        breakdown(&draft.until_read)
     );
-    assert_eq!(drafts.until_read.executions_of(CHECKPOINT_WRITE), batches);
+    assert_eq!(draft.until_read.executions_of(CHECKPOINT_WRITE), readers.len());
+    let opened = transactions
+        .iter()
+        .filter(|tx| tx.statements.first().is_some_and(|s| s.trim() == "BEGIN"))
+        .count();
     assert_eq!(
-        opened(&transactions),
-        batches,
-        "transactions opened until the readers applied the drafts"
+        opened,
+        readers.len(),
+        "transactions opened until the readers applied the draft"
     );
 
-    // The late readers: one transaction each, folding every held draft.
-    let transactions = drafts.until_folded.transactions();
-    assert_eq!(
-        assert_one_checkpoint_per_batch_transaction(&transactions),
-        late_readers.len(),
-        "{}",
-        breakdown(&drafts.until_folded)
-    );
-    assert_eq!(opened(&transactions), late_readers.len());
-    assert_eq!(drafts.until_folded.executions_of(CHECKPOINT_WRITE), late_readers.len());
-    // `stream_index` writes every draft's stream (`person_index` writes none: the bench's
-    // drafts are recorded by the system, not by a person).
-    assert!(
-        transactions
-            .iter()
-            .any(|tx| tx.statements.iter().any(|s| writes_read_model(s))),
-        "the held drafts are folded into a read model: {:?}",
-        transactions
-    );
-
-    let others = projections::all().len() - readers.len() - late_readers.len();
-    assert_eq!(drafts.until_stored.executions_of(CHECKPOINT_WRITE), others);
-    for tx in drafts.until_stored.transactions() {
+    let others = projections::all().len() - readers.len();
+    assert_eq!(draft.until_stored.executions_of(CHECKPOINT_WRITE), others);
+    for tx in draft.until_stored.transactions() {
         assert!(
             tx.statements.iter().all(|s| !writes_read_model(s)),
             "no read-model write: {:?}",
@@ -350,12 +326,4 @@ async fn live_workers_open_a_transaction_only_for_what_they_fold_now() {
             );
         }
     }
-}
-
-/// How many of `transactions` were opened by a `BEGIN` (not implicit single statements).
-fn opened(transactions: &[Transaction]) -> usize {
-    transactions
-        .iter()
-        .filter(|tx| tx.statements.first().is_some_and(|s| s.trim() == "BEGIN"))
-        .count()
 }

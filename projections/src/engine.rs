@@ -27,10 +27,8 @@ pub struct EngineConfig {
     /// How often a worker waiting for another instance's lock (PostgreSQL) tries again.
     pub standby_retry: Duration,
     /// How long a live worker may hold back its checkpoint's move over batches holding no event
-    /// it reads ([`Projection::reads`]) before storing it, and the batches of a projection that
-    /// folds late ([`Projection::defers_folds`]) before folding them. Such a batch writes no
-    /// table, so it opens no transaction; a read-your-writes waiter here has the move stored
-    /// (and the held batches folded) at once.
+    /// it reads ([`Projection::reads`]) before storing it. Such a batch writes no table, so it
+    /// opens no transaction; a read-your-writes waiter here has the move stored at once.
     pub checkpoint_delay: Duration,
 }
 
@@ -646,9 +644,9 @@ async fn run_generation(
     // Whether the last read reached the feed's horizon. A worker still catching up reads on its
     // own: its full batches could serve no worker at the head, and they would wait behind them.
     let mut at_head = false;
-    // The checkpoint's move over batches this projection reads nothing of, or (one that folds
-    // late) over batches it has not folded yet, not stored (live workers only): stored with the
-    // next batch it reads, when a waiter asks, or once it is `checkpoint_delay` old.
+    // The checkpoint's move over batches this projection reads nothing of, not stored yet (live
+    // workers only): stored with the next batch it reads, when a waiter asks, or once it is
+    // `checkpoint_delay` old.
     let mut held: Option<HeldMove> = None;
     loop {
         if inner.shutdown.is_cancelled() {
@@ -724,52 +722,30 @@ async fn run_generation(
             if !store_held {
                 continue;
             }
-        } else {
-            let reads_any = events.iter().any(|event| projection.reads(event));
-            let holds = matches!(mode, Mode::Tail)
-                && (!reads_any || (projection.defers_folds() && reached_horizon && limit == inner.config.batch_size));
-            if holds {
-                // Nothing here for this projection, or nothing it must fold now: hold the move
-                // back instead of a transaction.
-                let move_ = held.get_or_insert_with(|| HeldMove {
-                    to: after,
-                    events: 0,
-                    to_fold: Vec::new(),
-                    since: Instant::now(),
-                });
-                move_.to = events.last().expect("non-empty").position;
-                move_.events += events.len() as i64;
-                if reads_any {
-                    move_.to_fold.push((feed.clone(), start));
-                }
-                let asked = store_now
-                    .as_ref()
-                    .is_some_and(|store_now| move_.covers(*store_now.borrow(), generation.checkpoint));
-                let due = asked
-                    || move_.since.elapsed() >= inner.config.checkpoint_delay
-                    || move_.events >= inner.config.batch_size as i64;
-                if !due {
-                    continue;
-                }
-                events = &[];
+        } else if matches!(mode, Mode::Tail) && !events.iter().any(|event| projection.reads(event)) {
+            // Nothing here for this projection: hold the move back instead of a transaction.
+            let move_ = held.get_or_insert_with(|| HeldMove {
+                to: after,
+                events: 0,
+                since: Instant::now(),
+            });
+            move_.to = events.last().expect("non-empty").position;
+            move_.events += events.len() as i64;
+            let asked = store_now
+                .as_ref()
+                .is_some_and(|store_now| move_.covers(*store_now.borrow(), generation.checkpoint));
+            if !asked && move_.since.elapsed() < inner.config.checkpoint_delay {
+                continue;
             }
+            events = &[];
         }
-        // The held batches still to fold come first, then this read's (in feed order).
-        let held_fold;
-        let fold = match held.as_ref().filter(|held| !held.to_fold.is_empty()) {
-            Some(held) => {
-                held_fold = held.fold_with(events);
-                &held_fold[..]
-            }
-            None => events,
-        };
         let batch = Batch {
-            // Nothing read to fold: the held move (it may have just taken in this read's batch).
+            // Nothing to fold: the held move alone (it may have just taken in this read's batch).
             to: events
                 .last()
                 .map_or_else(|| held.as_ref().map_or(after, |held| held.to), |e| e.position),
             events: held.as_ref().map_or(0, |held| held.events) + events.len() as i64,
-            fold,
+            fold: events,
         };
         match apply_batch(inner, projection, &generation, &batch, healthy, fence).await {
             Ok(BatchOutcome::LockLost) => return Outcome::LockLost,
@@ -793,17 +769,17 @@ async fn run_generation(
             Err(error) => {
                 let position = match &error {
                     ProjectionError::Event { position, .. } => Some(*position),
-                    _ if batch.fold.len() == 1 => Some(batch.fold[0].position),
+                    _ if events.len() == 1 => Some(events[0].position),
                     _ => None,
                 };
                 tracing::error!(projection = name, %error, "projection stalled; retrying with backoff");
                 // The cause as status shows it: for a database failure on one event, that
                 // event's position and type and the error's kind (never its message).
                 let cause = match &error {
-                    ProjectionError::Database(e) if batch.fold.len() == 1 => format!(
+                    ProjectionError::Database(e) if events.len() == 1 => format!(
                         "event at {} ({}) could not be applied: {}",
-                        batch.fold[0].position,
-                        batch.fold[0].event_type,
+                        events[0].position,
+                        events[0].event_type,
                         crate::projection::describe_database_error(e)
                     ),
                     ProjectionError::Database(e) => crate::projection::describe_database_error(e),
@@ -817,11 +793,7 @@ async fn run_generation(
                 metrics::counter!("dynamoi_projection_errors_total", "projection" => name).increment(1);
                 // Apply one event at a time until past the failure, so every good event before
                 // the poison one takes effect and the error names the exact event. A held move
-                // stays held (it is stored with the next commit), unless it has batches to fold:
-                // those are read again from the stored checkpoint, one event at a time.
-                if held.as_ref().is_some_and(|held| !held.to_fold.is_empty()) {
-                    held = None;
-                }
+                // stays held: it is stored with the next commit.
                 limit = 1;
                 if sleep_or_shutdown(inner, backoff).await {
                     return Outcome::Shutdown;
@@ -832,16 +804,12 @@ async fn run_generation(
     }
 }
 
-/// A live worker's checkpoint move over batches its projection reads nothing of, or has not
-/// folded yet ([`Projection::defers_folds`]), not stored yet.
+/// A live worker's checkpoint move over batches its projection reads nothing of, not stored yet.
 struct HeldMove {
     /// The last position those batches held.
     to: Position,
     /// How many events they held.
     events: i64,
-    /// The reads (each from its start index) holding events to fold: the move is stored with
-    /// them folded, never alone.
-    to_fold: Vec<(Arc<Vec<StoredEvent>>, usize)>,
     /// When the first of them was read.
     since: Instant,
 }
@@ -850,16 +818,6 @@ impl HeldMove {
     /// Whether storing this move takes the `stored` checkpoint to `wanted`, which it is short of.
     fn covers(&self, wanted: Position, stored: Position) -> bool {
         stored < wanted && wanted <= self.to
-    }
-
-    /// The held events to fold, then `more`, in feed order.
-    fn fold_with(&self, more: &[StoredEvent]) -> Vec<StoredEvent> {
-        self.to_fold
-            .iter()
-            .flat_map(|(read, start)| &read[*start..])
-            .chain(more)
-            .cloned()
-            .collect()
     }
 }
 
@@ -892,8 +850,8 @@ async fn held_move_due(
     }
 }
 
-/// Stores a held move before the worker stops, with the batches it holds to fold. Best effort: a
-/// move not stored only makes the next worker read those events again.
+/// Stores a held move before the worker stops. Best effort: a move not stored only makes the
+/// next worker read again events this projection does not read.
 async fn store_before_stopping(
     inner: &Inner,
     projection: &dyn Projection,
@@ -903,11 +861,10 @@ async fn store_before_stopping(
     fence: Option<Fence>,
 ) {
     let Some(held) = held else { return };
-    let fold = held.fold_with(&[]);
     let batch = Batch {
         to: held.to,
         events: held.events,
-        fold: &fold,
+        fold: &[],
     };
     if let Err(error) = apply_batch(inner, projection, generation, &batch, state, fence).await {
         tracing::warn!(projection = projection.name(), %error, "could not store the checkpoint before stopping");

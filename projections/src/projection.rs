@@ -29,15 +29,6 @@ pub trait Projection: Send + Sync + 'static {
         self.aggregate_types()
             .is_none_or(|types| types.contains(&event.aggregate_type.as_str()))
     }
-    /// Whether a live worker may fold this projection's events late: at the feed's head it
-    /// holds the batches back (no transaction) and folds them in one, re-read from its stored
-    /// checkpoint, once the first is [`crate::EngineConfig::checkpoint_delay`] old, a
-    /// read-your-writes waiter here wants a position they hold, or they fill a batch. For read
-    /// models that no reader needs right after a command without waiting for it
-    /// ([`crate::Engine::wait_for`]). Default: no, every batch is folded as it is read.
-    fn defers_folds(&self) -> bool {
-        false
-    }
     /// Applies a batch of events (in feed order, all of them, relevant or not) inside the
     /// transaction that will also store the checkpoint. It must not commit, and must not cause
     /// any effect outside the transaction.

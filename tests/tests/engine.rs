@@ -54,8 +54,6 @@ struct Counter {
     fault: Option<Fault>,
     /// The aggregate types it reads (`Projection::aggregate_types`); `None`: every event.
     reads: Option<&'static [&'static str]>,
-    /// It folds late (`Projection::defers_folds`).
-    late: bool,
     /// Calls of `apply`.
     batches: AtomicUsize,
 }
@@ -83,18 +81,12 @@ impl Counter {
             poison: None,
             fault: None,
             reads: None,
-            late: false,
             batches: AtomicUsize::new(0),
         }
     }
 
     fn reading(mut self, aggregate_types: &'static [&'static str]) -> Counter {
         self.reads = Some(aggregate_types);
-        self
-    }
-
-    fn folding_late(mut self) -> Counter {
-        self.late = true;
         self
     }
 
@@ -138,10 +130,6 @@ impl Projection for Counter {
 
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
         self.reads
-    }
-
-    fn defers_folds(&self) -> bool {
-        self.late
     }
 
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError> {
@@ -563,96 +551,6 @@ three_backends! {
         let reached = wait_until(BOUND, || async { status(&engine, "picky").await.position == others }).await;
         assert!(reached, "the held move was stored without a waiter: {:?}", status(&engine, "picky").await);
         assert_eq!(applied(&db.db, "picky_applied").await, id_strings(&expected), "nothing else applied");
-        engine.shutdown().await;
-    }
-}
-
-three_backends! {
-    async fn a_late_folding_worker_folds_the_batches_it_held_in_one_transaction(db: TestDb) {
-        let log = db.log();
-        let late = Arc::new(Counter::new("late", 1).folding_late());
-        let engine = Engine::new(
-            log.clone(),
-            vec![late.clone() as Arc<dyn Projection>, Counter::new("everything", 1).arc()],
-            EngineConfig {
-                poll_interval: Duration::from_secs(3600),
-                checkpoint_delay: Duration::from_secs(3600),
-                ..config(100)
-            },
-        );
-        engine.prepare().await.expect("prepare");
-        engine.start();
-        // Three commits, each applied by the eager projection before the next.
-        let mut appended = Vec::new();
-        for stream in ["r-0", "r-1", "r-2"] {
-            let events = append_round_robin(&log, "Counted", &[stream], 2).await;
-            assert!(engine.wait_for("everything", events[1].position, BOUND).await.expect("wait_for"));
-            appended.extend(events);
-        }
-        let last = appended[5].position;
-        assert_eq!(late.batches.load(Ordering::SeqCst), 0, "nothing folded before anyone asked");
-        assert_eq!(status(&engine, "late").await.events_applied, 0);
-        assert!(engine.wait_for("late", last, BOUND).await.expect("wait_for"), "a waiter has the held batches folded");
-        assert_eq!(late.batches.load(Ordering::SeqCst), 1, "every held batch folded in one");
-        assert_eq!(applied(&db.db, "late_applied").await, id_strings(&appended));
-        let stored = status(&engine, "late").await;
-        assert_eq!((stored.position, stored.events_applied), (last, 6));
-
-        // Possibly held when the worker stops (folded as it stops, or read by the next worker):
-        // folded once either way, as the end shows.
-        let held = append_round_robin(&log, "Counted", &["r-3"], 2).await;
-        assert!(engine.wait_for("everything", held[1].position, BOUND).await.expect("wait_for"));
-        engine.shutdown().await;
-        appended.extend(held);
-
-        // Nobody waits: the held batches are folded once `checkpoint_delay` has passed.
-        let engine = Engine::new(
-            log.clone(),
-            vec![Counter::new("late", 1).folding_late().arc(), Counter::new("everything", 1).arc()],
-            EngineConfig {
-                poll_interval: Duration::from_secs(3600),
-                ..config(100)
-            },
-        );
-        engine.start();
-        appended.extend(append_round_robin(&log, "Counted", &["r-4"], 2).await);
-        let end = appended[appended.len() - 1].position;
-        let reached = wait_until(BOUND, || async { status(&engine, "late").await.position == end }).await;
-        assert!(reached, "the held batches were folded without a waiter: {:?}", status(&engine, "late").await);
-        assert_eq!(applied(&db.db, "late_applied").await, id_strings(&appended));
-        assert_eq!(status(&engine, "late").await.events_applied, 10);
-        engine.shutdown().await;
-    }
-}
-
-three_backends! {
-    async fn a_late_folding_worker_folds_what_it_held_before_a_burst_that_fills_a_batch(db: TestDb) {
-        let log = db.log();
-        let late = Arc::new(Counter::new("late", 1).folding_late());
-        let engine = Engine::new(
-            log.clone(),
-            vec![late.clone() as Arc<dyn Projection>, Counter::new("everything", 1).arc()],
-            EngineConfig {
-                poll_interval: Duration::from_secs(3600),
-                checkpoint_delay: Duration::from_secs(3600),
-                ..config(4)
-            },
-        );
-        engine.prepare().await.expect("prepare");
-        engine.start();
-        let mut appended = append_round_robin(&log, "Counted", &["held"], 2).await;
-        assert!(engine.wait_for("everything", appended[1].position, BOUND).await.expect("wait_for"));
-        // Ten events in one commit: more than a batch, so the first batches of them are folded
-        // at once (they do not end at the feed's horizon), after the held ones.
-        let burst: Vec<_> = (0..10).map(|i| event("Counted", i)).collect();
-        let positions = log
-            .append("counted", "burst", 0, burst, &EventMetadata::system())
-            .await
-            .expect("append");
-        let end = positions[9].1;
-        assert!(engine.wait_for("late", end, BOUND).await.expect("wait_for"));
-        appended.extend(feed_through(&log, end).await.into_iter().filter(|e| e.aggregate_id == "burst"));
-        assert_eq!(applied(&db.db, "late_applied").await, id_strings(&appended), "the held events too, first");
         engine.shutdown().await;
     }
 }

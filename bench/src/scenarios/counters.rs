@@ -233,27 +233,18 @@ pub async fn run_one_wake(tapped: &Tapped) -> anyhow::Result<Recording> {
     Ok(recording)
 }
 
-/// Drafts [`run_draft_read_by_some`] runs after the first, each waited for by the eager readers.
-pub const DRAFTS_READ_BY_SOME: usize = 3;
-
-/// What drafts cost on the wire with every worker running, in three parts.
+/// What one draft cost on the wire with every worker running, in two parts.
 pub struct DraftReadBySome {
-    /// The projections that read a campaign draft (`Projection::reads`) and fold it as they
-    /// read it.
+    /// The projections that read a campaign draft (`Projection::reads`).
     pub readers: Vec<&'static str>,
-    /// The projections that read it and fold late (`Projection::defers_folds`).
-    pub late_readers: Vec<&'static str>,
-    /// Until the readers had applied each of [`DRAFTS_READ_BY_SOME`] drafts, one after another.
+    /// Until the readers had applied it.
     pub until_read: Recording,
-    /// Then, until the late readers, asked by a waiter each, had folded them.
-    pub until_folded: Recording,
-    /// Then, until the others, asked by a waiter each, had stored their checkpoints past them.
+    /// Then, until the others, asked by a waiter each, had stored their checkpoints past it.
     pub until_stored: Recording,
 }
 
-/// Like [`run_one_wake`], but [`DRAFTS_READ_BY_SOME`] drafts follow the first, each waited for
-/// by the projections that fold it as they read it; the late readers, then the others, are
-/// waited for after the last, each part recorded on its own.
+/// Like [`run_one_wake`], but the second draft is waited for by the projections that read it
+/// first, and by the others after the wire's first recording is taken.
 pub async fn run_draft_read_by_some(tapped: &Tapped) -> anyhow::Result<DraftReadBySome> {
     let engine = started_engine(tapped).await?;
     let names = engine.names();
@@ -264,36 +255,22 @@ pub async fn run_draft_read_by_some(tapped: &Tapped) -> anyhow::Result<DraftRead
         .iter()
         .find(|e| e.position == first)
         .expect("the draft is in the feed");
-    let mut readers = Vec::new();
-    let mut late_readers = Vec::new();
-    let mut others = Vec::new();
-    for name in &names {
-        let projection = engine.projection(name).expect("named by the engine");
-        match (projection.reads(stored_draft), projection.defers_folds()) {
-            (true, false) => readers.push(*name),
-            (true, true) => late_readers.push(*name),
-            (false, _) => others.push(*name),
-        }
-    }
+    let (readers, others): (Vec<&'static str>, Vec<&'static str>) = names.iter().partition(|name| {
+        engine
+            .projection(name)
+            .is_some_and(|projection| projection.reads(stored_draft))
+    });
     tapped.tap.reset();
-    let mut last = first;
-    for _ in 0..DRAFTS_READ_BY_SOME {
-        last = draft(tapped).await?;
-        wait_for_all(&engine, &readers, last).await?;
-    }
+    let second = draft(tapped).await?;
+    wait_for_all(&engine, &readers, second).await?;
     let until_read = tapped.tap.recording();
     tapped.tap.reset();
-    wait_for_all(&engine, &late_readers, last).await?;
-    let until_folded = tapped.tap.recording();
-    tapped.tap.reset();
-    wait_for_all(&engine, &others, last).await?;
+    wait_for_all(&engine, &others, second).await?;
     let until_stored = tapped.tap.recording();
     engine.shutdown().await;
     Ok(DraftReadBySome {
         readers,
-        late_readers,
         until_read,
-        until_folded,
         until_stored,
     })
 }

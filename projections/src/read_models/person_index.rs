@@ -74,11 +74,6 @@ impl Projection for PersonIndex {
         1
     }
 
-    // Read by the privacy requests only, and each waits for it (`Engine::wait_for`) first.
-    fn defers_folds(&self) -> bool {
-        true
-    }
-
     fn tables(&self) -> &'static [&'static str] {
         &["person_index"]
     }

@@ -27,11 +27,6 @@ impl Projection for StreamIndex {
         1
     }
 
-    // Read by operators' tools and tests, never by a request right after a command: fold late.
-    fn defers_folds(&self) -> bool {
-        true
-    }
-
     fn tables(&self) -> &'static [&'static str] {
         &["stream_index"]
     }
