@@ -6,7 +6,7 @@ use crate::kept_connections::{self, KeptConnections};
 use crate::{EventMetadata, LogError, Position, StoredEvent, StreamAppend};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use std::borrow::Cow;
@@ -63,15 +63,10 @@ const INSERT_ONE: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequ
          VALUES ($1, $2, $3, $4, $5, $6::json, $7::json, $9, $8, $10) \
          RETURNING event_id, transaction_id::text::bigint, global_position";
 
-/// The most events one INSERT carries; a larger batch (a bulk ingest) is appended by COPY
-/// instead ([`copy_in`]), in one transaction.
+/// The most events one INSERT carries. A larger batch (a bulk ingest) is several statements in
+/// one transaction: the statement's bind buffers then stay near 1 MB instead of growing with the
+/// batch (at the peak of two concurrent 10,000-event ingests they held ~27 MB: BENCHMARKS.md).
 const EVENTS_PER_STATEMENT: usize = 1_000;
-
-/// How many events' rows [`copy_in`] formats before it sends them: the text it holds stays near
-/// 0.5 MB whatever the batch (at the peak of two concurrent 10,000-event ingests, a statement's
-/// bind buffers for the whole batch held ~27 MB: BENCHMARKS.md), and the server parses and
-/// inserts one piece while the next is formatted.
-const EVENTS_PER_COPY_PIECE: usize = 1_000;
 
 pub(crate) async fn append(
     pool: &PgPool,
@@ -93,17 +88,16 @@ pub(crate) async fn append(
         .await;
         return positions(&returned.map_err(|e| conflict_or(e, streams))?);
     }
-    // Under an Idempotency-Key (the events and the key's `applied` mark) or for a larger batch
-    // (one COPY): one transaction. Positions follow the batch's order either way.
+    // Under an Idempotency-Key (the events and the key's `applied` mark) or for a larger batch:
+    // one transaction. Its statements run in order, so positions still follow the batch's order.
     let mut tx = pool.begin().await?;
-    let out = if rows.len() <= EVENTS_PER_STATEMENT {
-        let returned = insert(&mut *tx, rows, metadata, recorded_at)
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
+        let returned = insert(&mut *tx, chunk, metadata, recorded_at)
             .await
             .map_err(|e| conflict_or(e, streams))?;
-        positions(&returned)?
-    } else {
-        copy_in(&mut tx, rows, metadata, recorded_at, streams).await?
-    };
+        out.extend(positions(&returned)?);
+    }
     if let Some(claim) = claim {
         let first = &streams[0];
         let last = out.last().map(|(_, p)| p.to_string());
@@ -115,89 +109,6 @@ pub(crate) async fn append(
     }
     tx.commit().await?;
     Ok(out)
-}
-
-/// Appends `rows` with one `COPY … FROM STDIN` (text format) inside the caller's transaction,
-/// then reads back the positions the rows got. A COPY has no `RETURNING`; the rows are this
-/// transaction's only events (events are a transaction's first writes: migration 0011), and
-/// their identity positions increase in the order they were copied, so the transaction's
-/// events in position order are `rows` in order (each id is checked against its row's).
-async fn copy_in(
-    connection: &mut PgConnection,
-    rows: &[PreparedEvent],
-    metadata: &str,
-    recorded_at: DateTime<Utc>,
-    streams: &[StreamAppend],
-) -> Result<Vec<(Uuid, Position)>, LogError> {
-    // The `timestamptz` input PostgreSQL reads back to the same microsecond in any time zone.
-    let recorded_at = recorded_at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
-    let mut copy = connection
-        .copy_in_raw(
-            "COPY events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
-             event_id, recorded_at, chain_hash) FROM STDIN",
-        )
-        .await?;
-    let mut text = String::new();
-    for piece in rows.chunks(EVENTS_PER_COPY_PIECE) {
-        text.clear();
-        for row in piece {
-            copy_row(&mut text, row, metadata, &recorded_at);
-        }
-        copy.send(text.as_bytes()).await?;
-    }
-    let copied = copy.finish().await.map_err(|e| conflict_or(e, streams))?;
-    let returned = sqlx::query(
-        "SELECT event_id, transaction_id::text::bigint, global_position FROM events \
-         WHERE transaction_id = (SELECT pg_current_xact_id()) ORDER BY global_position",
-    )
-    .fetch_all(&mut *connection)
-    .await?;
-    let out = positions(&returned)?;
-    let in_order = out.len() == rows.len() && out.iter().zip(rows).all(|((id, _), row)| *id == row.event_id);
-    if copied as usize != rows.len() || !in_order {
-        return Err(LogError::Database(sqlx::Error::Protocol(format!(
-            "a COPY of {} events stored {copied}, and the transaction holds {} events",
-            rows.len(),
-            out.len()
-        ))));
-    }
-    Ok(out)
-}
-
-/// One event as a line of COPY's text format, in [`copy_in`]'s column order.
-fn copy_row(text: &mut String, row: &PreparedEvent, metadata: &str, recorded_at: &str) {
-    use std::fmt::Write as _;
-    for field in [&row.aggregate_type, &row.aggregate_id] {
-        copy_field(text, field);
-        text.push('\t');
-    }
-    // Writing to a String cannot fail.
-    let _ = write!(text, "{}\t", row.sequence);
-    for field in [&row.event_type, &row.event_version, &row.payload] {
-        copy_field(text, field);
-        text.push('\t');
-    }
-    copy_field(text, metadata);
-    let _ = write!(text, "\t{}\t{recorded_at}\t", row.event_id);
-    copy_field(text, &row.chain_hash);
-    text.push('\n');
-}
-
-/// `field` escaped for COPY's text format: a backslash, tab, newline or carriage return would
-/// otherwise end the field or the row, or start an escape.
-fn copy_field(text: &mut String, field: &str) {
-    let mut rest = field;
-    while let Some(at) = rest.find(['\\', '\t', '\n', '\r']) {
-        text.push_str(&rest[..at]);
-        text.push_str(match rest.as_bytes()[at] {
-            b'\\' => "\\\\",
-            b'\t' => "\\t",
-            b'\n' => "\\n",
-            _ => "\\r",
-        });
-        rest = &rest[at + 1..];
-    }
-    text.push_str(rest);
 }
 
 /// One INSERT of `rows`. WITH ORDINALITY keeps the input order, so that positions follow the
