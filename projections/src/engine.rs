@@ -387,38 +387,42 @@ impl Engine {
         let total = self.inner.log.head(Position::START).await?.events_after.max(0) as u64;
         let mut done = 0u64;
         on_progress(RebuildProgress { done, total });
-        loop {
-            let events = self
-                .inner
-                .log
-                .read_feed(generation.checkpoint, self.inner.config.batch_size)
-                .await?;
-            if events.is_empty() {
-                break;
-            }
-            match apply_batch(
-                &self.inner,
-                projection.as_ref(),
-                &generation,
-                &Batch::of(&events),
-                REBUILDING,
-                None,
-            )
-            .await?
-            {
+        let batch_size = self.inner.config.batch_size;
+        let mut events = self.inner.log.read_feed(generation.checkpoint, batch_size).await?;
+        while let Some(last) = events.last().map(|e| e.position) {
+            // The next batch is read while this one is applied (another connection): the
+            // database's write and the next read's scan and decoding overlap. Nothing about the
+            // next read depends on this batch's transaction, which writes only read-model tables.
+            let batch = Batch::of(&events);
+            let (outcome, next) = tokio::join!(
+                apply_batch(
+                    &self.inner,
+                    projection.as_ref(),
+                    &generation,
+                    &batch,
+                    REBUILDING,
+                    None,
+                ),
+                self.inner.log.read_feed(last, batch_size),
+            );
+            match outcome? {
                 BatchOutcome::Applied => {
                     done += events.len() as u64;
-                    generation.checkpoint = events.last().expect("non-empty").position;
+                    generation.checkpoint = last;
                     on_progress(RebuildProgress {
                         done,
                         total: total.max(done),
                     });
+                    events = next?;
                 }
-                // No fence is passed here, so a lost lock is never reported.
+                // No fence is passed here, so a lost lock is never reported. The batch read
+                // ahead followed this one, which was not applied: read again from where the
+                // checkpoint stands.
                 BatchOutcome::Moved | BatchOutcome::LockLost => {
                     generation = checkpoint::load(&db, name, generation.generation)
                         .await?
                         .expect("a generation row is never deleted");
+                    events = self.inner.log.read_feed(generation.checkpoint, batch_size).await?;
                 }
             }
         }
