@@ -395,14 +395,7 @@ impl Engine {
             // next read depends on this batch's transaction, which writes only read-model tables.
             let batch = Batch::of(&events);
             let (outcome, next) = tokio::join!(
-                apply_batch(
-                    &self.inner,
-                    projection.as_ref(),
-                    &generation,
-                    &batch,
-                    REBUILDING,
-                    None,
-                ),
+                apply_batch(&self.inner, projection.as_ref(), &generation, &batch, REBUILDING, None),
                 self.inner.log.read_feed(last, batch_size),
             );
             match outcome? {
