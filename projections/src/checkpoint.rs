@@ -41,6 +41,7 @@ impl Generation {
     pub fn target(&self) -> Target {
         Target {
             generation: self.generation,
+            served: self.active,
         }
     }
 }
@@ -148,7 +149,10 @@ pub fn create<'a>(
                 .bind(stamp(now))
                 .fetch_one(&mut *tx)
                 .await?;
-            let target = Target { generation };
+            let target = Target {
+                generation,
+                served: active,
+            };
             let ddl = schema.replace("{g}", &target.suffix());
             for statement in statements(&ddl) {
                 sqlx::query(&statement).execute(&mut *tx).await?;
@@ -235,11 +239,21 @@ pub fn take_over<'a>(
             .bind(stamp(now))
             .execute(&mut *tx)
             .await?;
-            let old = old.filter(|g| *g != new).map(|generation| Target { generation });
-            let views = views_sql(projection, Target { generation: new }, old);
+            let old = old.filter(|g| *g != new).map(|generation| Target {
+                generation,
+                served: false,
+            });
+            let target = Target {
+                generation: new,
+                served: true,
+            };
+            let views = views_sql(projection, target, old);
             for statement in statements(&views) {
                 sqlx::query(&statement).execute(&mut *tx).await?;
             }
+            // After the generation's row moved: a batch of another runner on this generation
+            // either committed before (its writes are seen here) or finds it served.
+            projection.on_take_over(&mut ReadTx::from(&mut *tx), &target).await?;
             tx.commit().await
         })
     })
@@ -253,7 +267,10 @@ pub fn discard<'a>(
     now: DateTime<Utc>,
 ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
     Box::pin(async move {
-        let target = Target { generation };
+        let target = Target {
+            generation,
+            served: false,
+        };
         let drops: String = projection
             .tables()
             .iter()
@@ -333,21 +350,29 @@ const ADVANCE: &str = "UPDATE projection_generations \
        WHERE name = $1 AND generation = $2 AND state <> 'retired' \
          AND checkpoint_commit = $3 AND checkpoint_global = $9";
 
-/// [`ADVANCE`], also conditional on a lock's session still holding it.
+/// What [`ADVANCE`] returns when it moved the checkpoint: whether the generation is served.
+const ADVANCE_RETURNING: &str = " RETURNING active";
+
+/// [`ADVANCE`], returning.
+static ADVANCE_UNFENCED: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{ADVANCE}{ADVANCE_RETURNING}"));
+
+/// [`ADVANCE`], also conditional on a lock's session still holding it, returning.
 static ADVANCE_FENCED: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("{ADVANCE} AND {}", lock_held_condition(10, 11, 12)));
+    std::sync::LazyLock::new(|| format!("{ADVANCE} AND {}{ADVANCE_RETURNING}", lock_held_condition(10, 11, 12)));
 
 /// Moves a generation's checkpoint from `step.from` to `step.to` inside the batch's
-/// transaction. Returns false, changing nothing, when the checkpoint is no longer at `from` or
-/// the generation was retired (another runner got there first), or when `step.fence` names a
-/// lock its session no longer holds: this batch must not be applied. The lock is checked by the
-/// same statement, so a batch costs no round trip for it.
+/// transaction, and returns whether the generation is the served one (the row is then locked
+/// until the batch commits, so a take-over waits for it). Returns `None`, changing nothing, when
+/// the checkpoint is no longer at `from` or the generation was retired (another runner got there
+/// first), or when `step.fence` names a lock its session no longer holds: this batch must not be
+/// applied. The lock is checked by the same statement, so a batch costs no round trip for it.
 pub fn advance<'a, 'b: 'a>(
     tx: &'a mut ReadTx<'b>,
     name: &'a str,
     generation: i64,
     step: Step<'a>,
-) -> BoxFuture<'a, Result<bool, sqlx::Error>> {
+) -> BoxFuture<'a, Result<Option<bool>, sqlx::Error>> {
     let Step {
         from,
         to,
@@ -358,8 +383,12 @@ pub fn advance<'a, 'b: 'a>(
     } = step;
     Box::pin(async move {
         let fence = fence.filter(|_| matches!(tx, ReadTx::Postgres(_)));
-        let sql: &str = if fence.is_some() { &ADVANCE_FENCED } else { ADVANCE };
-        let result = dispatch!(tx, ReadTx, |conn| {
+        let sql: &str = if fence.is_some() {
+            &ADVANCE_FENCED
+        } else {
+            &ADVANCE_UNFENCED
+        };
+        let served = dispatch!(tx, ReadTx, |conn| {
             let mut query = sqlx::query(sql)
                 .bind(name)
                 .bind(generation)
@@ -374,9 +403,13 @@ pub fn advance<'a, 'b: 'a>(
                 let (classid, objid) = fence.parts();
                 query = query.bind(fence.pid).bind(classid).bind(objid);
             }
-            query.execute(&mut **conn).await?.rows_affected()
+            query
+                .fetch_optional(&mut **conn)
+                .await?
+                .map(|row| row.try_get::<bool, _>(0))
+                .transpose()?
         });
-        Ok(result == 1)
+        Ok(served)
     })
 }
 

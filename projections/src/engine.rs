@@ -2,7 +2,7 @@
 //! and blue/green rebuilds.
 
 use crate::checkpoint::{self, Generation, LockFence as Fence, REBUILDING, RUNNING, STALLED};
-use crate::projection::{Projection, ProjectionError, ReadTx};
+use crate::projection::{Projection, ProjectionError, ReadTx, Target};
 use chrono::Utc;
 use eventlog::{Db, EventLog, Position, StoredEvent};
 use serde::Serialize;
@@ -947,7 +947,6 @@ fn apply_batch<'a>(
     fence: Option<Fence>,
 ) -> Pin<Box<dyn Future<Output = Result<BatchOutcome, ProjectionError>> + Send + 'a>> {
     Box::pin(async move {
-        let target = generation.target();
         let step = checkpoint::Step {
             from: generation.checkpoint,
             to: batch.to,
@@ -956,22 +955,24 @@ fn apply_batch<'a>(
             now: inner.log.now(),
             fence,
         };
-        // The checkpoint's move (which also checks the lock); when refused, why.
-        macro_rules! refused {
+        // The checkpoint's move (which also checks the lock): whether the generation is served,
+        // or, when refused, why.
+        macro_rules! advance {
             ($read_tx:expr) => {{
-                if checkpoint::advance(&mut $read_tx, projection.name(), generation.generation, step).await? {
-                    None
-                } else {
-                    // Not taken: tell a lost lock from a checkpoint another runner moved.
-                    let lock_lost = match (&mut $read_tx, fence) {
-                        (ReadTx::Postgres(conn), Some(fence)) => !fence.is_held(conn).await?,
-                        _ => false,
-                    };
-                    Some(if lock_lost {
-                        BatchOutcome::LockLost
-                    } else {
-                        BatchOutcome::Moved
-                    })
+                match checkpoint::advance(&mut $read_tx, projection.name(), generation.generation, step).await? {
+                    Some(served) => Ok(served),
+                    None => {
+                        // Not taken: tell a lost lock from a checkpoint another runner moved.
+                        let lock_lost = match (&mut $read_tx, fence) {
+                            (ReadTx::Postgres(conn), Some(fence)) => !fence.is_held(conn).await?,
+                            _ => false,
+                        };
+                        Err(if lock_lost {
+                            BatchOutcome::LockLost
+                        } else {
+                            BatchOutcome::Moved
+                        })
+                    }
                 }
             }};
         }
@@ -979,10 +980,17 @@ fn apply_batch<'a>(
             ($tx:expr, $variant:ident) => {{
                 let mut tx = $tx;
                 let mut read_tx = ReadTx::$variant(&mut *tx);
-                if let Some(outcome) = refused!(read_tx) {
-                    tx.rollback().await?;
-                    return Ok(outcome);
-                }
+                let served = match advance!(read_tx) {
+                    Ok(served) => served,
+                    Err(outcome) => {
+                        tx.rollback().await?;
+                        return Ok(outcome);
+                    }
+                };
+                let target = Target {
+                    served,
+                    ..generation.target()
+                };
                 projection.apply(&mut read_tx, &target, batch.fold).await?;
                 tx.commit().await?;
             }};
@@ -991,7 +999,7 @@ fn apply_batch<'a>(
             ($pool:expr, $variant:ident) => {{
                 let mut connection = $pool.acquire().await?;
                 let mut read_tx = ReadTx::$variant(&mut *connection);
-                if let Some(outcome) = refused!(read_tx) {
+                if let Err(outcome) = advance!(read_tx) {
                     return Ok(outcome);
                 }
             }};

@@ -33,12 +33,31 @@ pub trait Projection: Send + Sync + 'static {
     /// transaction that will also store the checkpoint. It must not commit, and must not cause
     /// any effect outside the transaction.
     async fn apply(&self, tx: &mut ReadTx<'_>, target: &Target, events: &[StoredEvent]) -> Result<(), ProjectionError>;
+
+    /// Runs inside the transaction that makes `target` the served generation, after its views
+    /// switched: fills what the projection keeps only while served (see [`Target::served`]).
+    /// The default does nothing.
+    async fn on_take_over(&self, _tx: &mut ReadTx<'_>, _target: &Target) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
 }
 
 /// The open transaction a projection writes in.
 pub enum ReadTx<'c> {
     Postgres(&'c mut PgConnection),
     Sqlite(&'c mut SqliteConnection),
+}
+
+impl<'c> From<&'c mut PgConnection> for ReadTx<'c> {
+    fn from(conn: &'c mut PgConnection) -> Self {
+        ReadTx::Postgres(conn)
+    }
+}
+
+impl<'c> From<&'c mut SqliteConnection> for ReadTx<'c> {
+    fn from(conn: &'c mut SqliteConnection) -> Self {
+        ReadTx::Sqlite(conn)
+    }
 }
 
 impl ReadTx<'_> {
@@ -55,6 +74,10 @@ impl ReadTx<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Target {
     pub generation: i64,
+    /// Whether this generation is the one served (active), as the batch's own transaction
+    /// found it. A table derived from the projection's other tables may be kept only while
+    /// served: [`Projection::on_take_over`] fills it when a generation becomes the served one.
+    pub served: bool,
 }
 
 impl Target {

@@ -2,8 +2,9 @@
 //! one batch, one in small batches and one event per batch leave the same `campaigns`,
 //! `campaign_daily` and `platform_daily` rows (a day recorded then restated twice in one batch,
 //! restatements that change the currency, spend before its campaign's draft, changes to a
-//! campaign never drafted, a second draft), on SQLite and PostgreSQL; and `artist_daily`, moved
-//! by differences, answers every dashboard exactly as summing `campaign_daily` does (which
+//! campaign never drafted, a second draft), on SQLite and PostgreSQL; `artist_daily`, moved
+//! by differences while served and summed once when a rebuilt generation takes over, holds the
+//! same rows either way, and answers every dashboard exactly as summing `campaign_daily` does (which
 //! serves while the active generation predates `artist_daily`); a member's dashboard reads its
 //! days and checks the reader's role in one statement.
 
@@ -168,11 +169,29 @@ struct Tables {
     rollup: Vec<Row>,
 }
 
-/// Rebuilds `dashboards` with batches of `batch_size`; returns its tables and the batches it took.
+/// Rebuilds `dashboards` with batches of `batch_size` (a generation beside the served one, whose
+/// `artist_daily` is summed on taking over); returns its tables and the batches it took.
 async fn rebuild(log: &EventLog, batch_size: usize) -> (Tables, usize) {
     let batches = tests::rebuild_in_batches(log, Arc::new(Dashboards), batch_size).await;
+    (tables(log).await, batches)
+}
+
+/// Builds the served generation of `dashboards` (the first, made by `prepare`) one event per
+/// batch, as live workers do: `artist_daily` moved by differences, batch by batch.
+async fn served_one_event_at_a_time(log: &EventLog) -> Tables {
+    let config = projections::EngineConfig {
+        batch_size: 1,
+        ..projections::EngineConfig::default()
+    };
+    let engine = projections::Engine::new(log.clone(), vec![Arc::new(Dashboards)], config);
+    engine.catch_up().await.expect("catch up dashboards");
+    tables(log).await
+}
+
+/// The served generation's tables.
+async fn tables(log: &EventLog) -> Tables {
     let db = log.db();
-    let tables = Tables {
+    Tables {
         campaigns: rows(
             db,
             "SELECT campaign_id, artist_id, platform, objective, stage, currency, start_date, end_date, budget_kind, \
@@ -207,8 +226,7 @@ async fn rebuild(log: &EventLog, batch_size: usize) -> (Tables, usize) {
             4,
         )
         .await,
-    };
-    (tables, batches)
+    }
 }
 
 fn texts(values: &[&str]) -> Vec<Option<String>> {
@@ -285,6 +303,7 @@ both_backends! {
         feed.campaign("c-0", &[CampaignEvent::CampaignEnded]).await;
         let log = feed.shown().await;
 
+        let served = served_one_event_at_a_time(&log).await;
         let (one, one_batches) = rebuild(&log, 1).await;
         // Batches of five put c-1's status report, its second draft and its resumption in one
         // batch over a row that exists already.
@@ -299,6 +318,13 @@ both_backends! {
             assert_eq!(tables.platform, one.platform, "platform_daily: {name} equals one event at a time");
             assert_eq!(tables.rollup, one.rollup, "artist_daily: {name} equals one event at a time");
         }
+        // The rebuilt generations summed `artist_daily` once; the served one moved it by
+        // differences, batch by batch: the same rows (and every other table the same).
+        assert!(!served.rollup.is_empty(), "the served generation keeps artist_daily");
+        assert_eq!(served.rollup, one.rollup, "artist_daily: summed on take-over equals moved batch by batch");
+        assert_eq!(served.daily, one.daily, "campaign_daily: served equals rebuilt");
+        assert_eq!(served.platform, one.platform, "platform_daily: served equals rebuilt");
+        assert_eq!(served.campaigns, one.campaigns, "campaigns: served equals rebuilt");
         // Every dashboard read from `artist_daily` is the one summed from `campaign_daily`.
         for artist in ["a1", "a2", "a5", "a9", ""] {
             for platform in [None, Some("meta"), Some("google_ads")] {

@@ -118,6 +118,9 @@ pub fn writes_read_model(sql: &str) -> bool {
 /// The SQL that moves a checkpoint (`projections::checkpoint::advance`).
 pub const CHECKPOINT_WRITE: &str = "SET checkpoint_commit";
 
+/// The SQL that makes a generation the served one (`projections::checkpoint::take_over`).
+pub const TAKE_OVER: &str = "SET active = true";
+
 /// What a projection run cost on the wire.
 #[derive(Clone, Debug)]
 pub struct BatchCounts {

@@ -340,11 +340,37 @@ impl Projection for Dashboards {
         let campaigns = target.table("campaigns");
         // Before `campaigns`: a day's artist is looked up as the campaigns were before the batch.
         let daily = target.table("campaign_daily");
-        // Before `campaign_daily`: what each day held before the batch leaves its artist's row.
-        write_rollup(tx, &target.table("artist_daily"), &daily, &campaigns, &fold.days).await?;
+        // Kept by differences only while served (it is read only through the views); a
+        // generation rebuilt beside the served one gets it summed once, on taking over.
+        if target.served {
+            // Before `campaign_daily`: what each day held before the batch leaves its artist's row.
+            write_rollup(tx, &target.table("artist_daily"), &daily, &campaigns, &fold.days).await?;
+        }
         write_days(tx, &daily, &campaigns, &fold.days).await?;
         write_platform(tx, &target.table("platform_daily"), &fold.platform).await?;
         write_campaigns(tx, &campaigns, &fold.campaigns).await?;
+        Ok(())
+    }
+
+    /// `artist_daily` summed from `campaign_daily` in one statement (its rows as the batches
+    /// left them; a row whose days all left, which the batches keep at zero, is not made).
+    async fn on_take_over(&self, tx: &mut ReadTx<'_>, target: &Target) -> Result<(), sqlx::Error> {
+        let table = target.table("artist_daily");
+        let columns: Vec<String> = ROLLUP_SUMS.iter().map(|c| format!("{c}_m, {c}_r")).collect();
+        let sums: Vec<String> = daily_expressions().iter().map(|c| split_sum(c)).collect();
+        let delete = format!("DELETE FROM {table}");
+        let insert = format!(
+            "INSERT INTO {table} (artist_id, platform, day, currency, days, {}) \
+             SELECT artist_id, platform, day, currency, COUNT(*), {} FROM {} \
+             GROUP BY artist_id, platform, day, currency",
+            columns.join(", "),
+            sums.join(", "),
+            target.table("campaign_daily")
+        );
+        eventlog::dispatch!(tx, ReadTx, |conn| {
+            sqlx::query(&delete).execute(&mut **conn).await?;
+            sqlx::query(&insert).execute(&mut **conn).await?;
+        });
         Ok(())
     }
 }
