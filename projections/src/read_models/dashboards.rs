@@ -168,6 +168,11 @@ const ROLLUP_SUMS: [&str; 9] = [
     "engagement",
 ];
 
+/// `artist_daily`'s sum columns in the order of [`ROLLUP_SUMS`], each as its two halves.
+fn rollup_columns() -> String {
+    ROLLUP_SUMS.map(|c| format!("{c}_m, {c}_r")).join(", ")
+}
+
 /// A reading's figures in the order of [`ROLLUP_SUMS`] (engagement: reactions, comments, shares).
 fn rollup(m: &Metrics) -> [i64; 9] {
     [
@@ -356,14 +361,13 @@ impl Projection for Dashboards {
     /// left them; a row whose days all left, which the batches keep at zero, is not made).
     async fn on_take_over(&self, tx: &mut ReadTx<'_>, target: &Target) -> Result<(), sqlx::Error> {
         let table = target.table("artist_daily");
-        let columns: Vec<String> = ROLLUP_SUMS.iter().map(|c| format!("{c}_m, {c}_r")).collect();
         let sums: Vec<String> = daily_expressions().iter().map(|c| split_sum(c)).collect();
         let delete = format!("DELETE FROM {table}");
         let insert = format!(
             "INSERT INTO {table} (artist_id, platform, day, currency, days, {}) \
              SELECT artist_id, platform, day, currency, COUNT(*), {} FROM {} \
              GROUP BY artist_id, platform, day, currency",
-            columns.join(", "),
+            rollup_columns(),
             sums.join(", "),
             target.table("campaign_daily")
         );
@@ -591,7 +595,6 @@ async fn write_rollup(
     }
     let n = ROLLUP_SUMS.len();
     let figures: Vec<String> = (1..=n).map(|i| format!("d{i}")).collect();
-    let columns: Vec<String> = ROLLUP_SUMS.iter().map(|c| format!("{c}_m, {c}_r")).collect();
     let split: Vec<String> = (1..=n)
         .map(|i| format!("SUM(d{i} / 1000000), SUM(d{i} % 1000000)"))
         .collect();
@@ -623,7 +626,7 @@ async fn write_rollup(
              ON CONFLICT (artist_id, platform, day, currency) DO UPDATE SET {sets}",
             f = figures.iter().map(|d| format!("s.{d}")).collect::<Vec<_>>().join(", "),
             old = old.join(", "),
-            columns = columns.join(", "),
+            columns = rollup_columns(),
             split = split.join(", "),
             sets = sets.join(", "),
         )
