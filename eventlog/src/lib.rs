@@ -66,3 +66,5 @@ pub use kept_connections::{PgReader, Reader, SqliteReader};
 pub use kurrent::KurrentStore;
 pub use log::{Backend, EventLog, FeedHead, FeedHoldback};
 pub use position::Position;
+/// The statement that finds the newest visible position on PostgreSQL (its plan is tested).
+pub use postgres::HEAD as POSTGRES_HEAD;

@@ -178,3 +178,44 @@ async fn events_written_after_another_write_in_the_same_transaction_are_refused(
     let log = db.log();
     assert!(log.read_feed(Position::START, 10).await.expect("feed").is_empty());
 }
+
+/// The newest position is found by reading the feed order's index backwards, not by sorting
+/// the log: `head_position` (lag, `/readyz`, a rebuild's total) costs the same at any size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_is_read_from_the_feed_index_without_sorting_the_log() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let log = db.log();
+    let mut connection = PgConnection::connect(&db.url).await.expect("connect");
+    for batch in 0..3 {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             SELECT 'counted', 'bulk-' || $1 || '-' || g, 0, 'Counted', '1', '{\"n\": 1}', '{}' \
+             FROM generate_series(1, 2000) AS g",
+        )
+        .bind(batch)
+        .execute(&mut connection)
+        .await
+        .expect("insert a transaction of events");
+    }
+    let last = append(&log, "last").await;
+    sqlx::query("ANALYZE events")
+        .execute(&mut connection)
+        .await
+        .expect("analyze");
+
+    assert_eq!(
+        log.head_position().await.expect("head"),
+        Some(last),
+        "the head is the newest event"
+    );
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", eventlog::POSTGRES_HEAD))
+        .bind(i64::MAX.to_string())
+        .fetch_all(&mut connection)
+        .await
+        .expect("explain the head's statement");
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Index Only Scan Backward using events_feed_order") && !plan.contains("Sort"),
+        "the head reads the feed index backwards and sorts nothing:\n{plan}"
+    );
+}
