@@ -63,6 +63,8 @@ pub struct Settings {
     pub max_ingest_bytes: u64,
     /// Events per projection batch (`DYNAMOI_PROJECTION_BATCH_SIZE`, 1000).
     pub projection_batch_size: usize,
+    /// Events per batch of `dynamoi projections rebuild` (`DYNAMOI_PROJECTION_REBUILD_BATCH_SIZE`, 5000).
+    pub projection_rebuild_batch_size: usize,
     /// How often idle projections poll for other processes' commits (`DYNAMOI_PROJECTION_POLL_MS`, 250).
     pub projection_poll: Duration,
     /// Outbound integrations (Resend, Google, YouTube, Meta, Spotify, Stripe, PostHog); see
@@ -126,6 +128,7 @@ struct FileSettings {
     max_body_bytes: Option<u64>,
     max_ingest_bytes: Option<u64>,
     projection_batch_size: Option<usize>,
+    projection_rebuild_batch_size: Option<usize>,
     projection_poll_ms: Option<u64>,
     log_format: Option<String>,
     log: Option<String>,
@@ -411,6 +414,15 @@ impl Settings {
                 1000,
             )?
             .max(1),
+            projection_rebuild_batch_size: parse(
+                "DYNAMOI_PROJECTION_REBUILD_BATCH_SIZE",
+                get(
+                    "DYNAMOI_PROJECTION_REBUILD_BATCH_SIZE",
+                    file.projection_rebuild_batch_size.map(|v| v.to_string()),
+                ),
+                5_000,
+            )?
+            .max(1),
             projection_poll: Duration::from_millis(parse(
                 "DYNAMOI_PROJECTION_POLL_MS",
                 get(
@@ -590,6 +602,23 @@ mod tests {
         assert_eq!(
             error,
             "DYNAMOI_NOW must be an RFC 3339 instant such as 2026-12-01T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_rebuild_batches_more_events_than_a_worker_unless_configured() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(
+            (defaults.projection_batch_size, defaults.projection_rebuild_batch_size),
+            (1000, 5_000)
+        );
+        let s = settings(&[("DYNAMOI_PROJECTION_REBUILD_BATCH_SIZE", "2500")]).unwrap();
+        assert_eq!((s.projection_batch_size, s.projection_rebuild_batch_size), (1000, 2500));
+        assert_eq!(
+            settings(&[("DYNAMOI_PROJECTION_REBUILD_BATCH_SIZE", "ten")])
+                .unwrap_err()
+                .to_string(),
+            "DYNAMOI_PROJECTION_REBUILD_BATCH_SIZE has an invalid value"
         );
     }
 

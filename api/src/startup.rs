@@ -51,6 +51,7 @@ pub async fn open_log(settings: &Settings, migrate: bool, clock: SharedClock) ->
 pub fn engine(settings: &Settings, log: EventLog) -> Engine {
     let config = EngineConfig {
         batch_size: settings.projection_batch_size,
+        rebuild_batch_size: settings.projection_rebuild_batch_size,
         poll_interval: settings.projection_poll,
         ..EngineConfig::default()
     };

@@ -17,8 +17,13 @@ use tokio_util::sync::CancellationToken;
 /// How the workers batch, poll and back off.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// Events read and applied per transaction.
+    /// Events read and applied per transaction by the workers and `catch_up`.
     pub batch_size: usize,
+    /// Events read and applied per transaction by [`Engine::rebuild`]. Larger than a worker's:
+    /// no reader waits on a rebuild's batches, and a bigger batch folds more in memory (a day
+    /// restated within the batch is written once) and pays each batch's round trips fewer
+    /// times. It bounds what a rebuild holds: this many events, and as many read ahead.
+    pub rebuild_batch_size: usize,
     /// How often an idle worker looks for events committed by other processes.
     pub poll_interval: Duration,
     /// The first wait after a failed batch; it doubles up to `backoff_max`.
@@ -36,6 +41,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             batch_size: 1000,
+            rebuild_batch_size: 5_000,
             poll_interval: Duration::from_millis(250),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
@@ -384,11 +390,16 @@ impl Engine {
         }
         let has_active = checkpoint::live_generations(&db, name).await?.iter().any(|g| g.active);
         let mut generation = checkpoint::create(&db, projection.as_ref(), !has_active, self.inner.log.now()).await?;
-        let total = self.inner.log.head(Position::START).await?.events_after.max(0) as u64;
+        let batch_size = self.inner.config.rebuild_batch_size;
+        // The total (a count of the whole feed) is taken while the first batch is read.
+        let (head, first) = tokio::join!(
+            self.inner.log.head(Position::START),
+            self.inner.log.read_feed(generation.checkpoint, batch_size),
+        );
+        let total = head?.events_after.max(0) as u64;
         let mut done = 0u64;
         on_progress(RebuildProgress { done, total });
-        let batch_size = self.inner.config.batch_size;
-        let mut events = self.inner.log.read_feed(generation.checkpoint, batch_size).await?;
+        let mut events = first?;
         while let Some(last) = events.last().map(|e| e.position) {
             // The next batch is read while this one is applied (another connection): the
             // database's write and the next read's scan and decoding overlap. Nothing about the

@@ -300,6 +300,7 @@ pub async fn rebuild_in_batches(
     let name = projection.name();
     let config = projections::EngineConfig {
         batch_size,
+        rebuild_batch_size: batch_size,
         ..projections::EngineConfig::default()
     };
     let engine = projections::Engine::new(log.clone(), vec![projection], config);

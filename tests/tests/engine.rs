@@ -186,6 +186,7 @@ impl Projection for Counter {
 fn config(batch_size: usize) -> EngineConfig {
     EngineConfig {
         batch_size,
+        rebuild_batch_size: batch_size,
         poll_interval: Duration::from_millis(20),
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
@@ -853,9 +854,13 @@ both_backends! {
 
         let engine = Engine::new(log.clone(), projections::all(), EngineConfig::default());
         let mut last_progress = None;
+        let mut batches = 0;
         let started = Instant::now();
         let report = engine
-            .rebuild("stream_index", |progress| last_progress = Some(progress))
+            .rebuild("stream_index", |progress| {
+                batches += usize::from(progress.done > 0);
+                last_progress = Some(progress)
+            })
             .await
             .expect("rebuild stream_index");
         let elapsed = started.elapsed();
@@ -868,6 +873,13 @@ both_backends! {
         assert_eq!(report.events, BULK_EVENTS as u64);
         let progress = last_progress.expect("progress was reported");
         assert_eq!((progress.done, progress.total), (BULK_EVENTS as u64, BULK_EVENTS as u64));
+        let defaults = EngineConfig::default();
+        assert!(defaults.rebuild_batch_size > defaults.batch_size);
+        assert_eq!(
+            batches,
+            BULK_EVENTS.div_ceil(defaults.rebuild_batch_size),
+            "a rebuild reads in batches of rebuild_batch_size, not the workers' batch_size"
+        );
 
         let sql = "SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT), COUNT(*), \
                           CAST(COALESCE(SUM(CASE WHEN events = last_sequence THEN 1 ELSE 0 END), 0) AS BIGINT) \

@@ -161,6 +161,7 @@ pub async fn run_rebuild(
         projections::all(),
         EngineConfig {
             batch_size,
+            rebuild_batch_size: batch_size,
             ..EngineConfig::default()
         },
     );
